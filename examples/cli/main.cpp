@@ -1,0 +1,359 @@
+// filebuilder: the command-line harness.
+//
+//   filebuilder replay [OPTIONS] [FILE...]   rebuild files from events / chunks and PUT them
+//   filebuilder split --endpoint URL FILE    write the chunk records (or events) of FILE
+//
+// A thin adapter: input framing, options and output only; everything else is
+// the library (EventHandler, Reassembler, Splitter).
+#include <CLI/CLI.hpp>
+#include <simdjson.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "filebuilder/dead_letter.hpp"
+#include "filebuilder/log.hpp"
+#include "filebuilder/reassembler.hpp"
+#include "filebuilder/source/handler.hpp"
+#include "filebuilder/split.hpp"
+#include "filebuilder/store/memory.hpp"
+#include "filebuilder/upload/curl.hpp"
+#include "filebuilder/upload/policy.hpp"
+
+#ifndef FILEBUILDER_VERSION_STRING
+#define FILEBUILDER_VERSION_STRING "0.0.0"
+#endif
+
+namespace {
+
+using namespace filebuilder;
+using Handler = source::EventHandler<Reassembler<MemoryStore, CurlUploader>>;
+
+constexpr int exit_ok = 0;
+constexpr int exit_records = 1;  // a record was rejected or failed
+constexpr int exit_usage = 2;    // usage error or unreadable FILE
+
+// Bare chunks are uploaded in batches of this many records (concurrently).
+constexpr std::size_t chunk_batch = 256;
+
+struct ReplayOptions {
+  std::vector<std::string> files;
+  std::string format = "detect";
+  std::string store = "memory:";
+  std::vector<std::string> allow_hosts;
+  std::string ca_file;
+  std::string dead_letter;
+  std::string log_level = "info";
+  std::uint64_t max_partitions = Limits{}.max_partitions;
+  std::uint64_t max_part_bytes = Limits{}.max_part_bytes;
+  std::uint64_t max_file_bytes = Limits{}.max_file_bytes;
+  std::uint64_t max_memory_bytes = MemoryStoreOptions{}.max_bytes;
+  std::size_t max_open_files = MemoryStoreOptions{}.max_open_files;
+  std::int64_t expire_after = MemoryStoreOptions{}.expire_after.count();
+  unsigned upload_attempts = CurlUploaderOptions{}.max_attempts;
+  std::int64_t retry_backoff_ms = CurlUploaderOptions{}.backoff_base.count();
+  std::int64_t upload_timeout = CurlUploaderOptions{}.total_timeout.count() / 1000;
+};
+
+struct SplitCommandOptions {
+  std::string endpoint;
+  std::size_t chunk_size = SplitOptions{}.chunk_size;
+  std::string format = "ndjson";
+  std::size_t records_per_event = SplitOptions{}.records_per_event;
+  std::string file;
+};
+
+// A growable buffer with simdjson's padding after the content.
+class PaddedBuffer {
+ public:
+  void assign(std::string_view bytes) {
+    reserve(bytes.size());
+    std::memcpy(data_.data(), bytes.data(), bytes.size());
+    size_ = bytes.size();
+    std::memset(data_.data() + size_, 0, simdjson::SIMDJSON_PADDING);
+  }
+  [[nodiscard]] simdjson::padded_string_view view() const {
+    return simdjson::padded_string_view(data_.data(), size_, data_.size());
+  }
+
+ private:
+  void reserve(std::size_t size) {
+    if (data_.size() < size + simdjson::SIMDJSON_PADDING)
+      data_.resize(std::max(size + simdjson::SIMDJSON_PADDING, data_.size() * 2));
+  }
+  std::string data_;
+  std::size_t size_ = 0;
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+bool is_valid_json(std::string_view text) {
+  static simdjson::dom::parser parser;
+  simdjson::dom::element element;
+  return parser.parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
+}
+
+// A file is one document when it parses as one (pretty-printed is fine);
+// otherwise it is NDJSON. The cheap test first: NDJSON's first line is a
+// complete JSON value on its own, a pretty-printed document's is not.
+bool is_single_document(std::string_view content) {
+  const std::size_t first_end = content.find('\n');
+  if (first_end == std::string_view::npos || trim(content.substr(first_end)).empty()) return true;
+  if (is_valid_json(trim(content.substr(0, first_end)))) return false;
+  return is_valid_json(content);
+}
+
+class Replayer {
+ public:
+  Replayer(Handler& handler, source::InputFormat format, bool name_files)
+      : handler_(handler), format_(format), name_files_(name_files) {}
+
+  void document(std::string_view text, const std::string& file, std::uint64_t line) {
+    if (trim(text).empty()) return;
+    buffer_.assign(text);
+    reply_.clear();
+    const source::LineId id{name_files_ ? file : std::string(), line};
+    const source::DocumentKind kind = handler_.handle(buffer_.view(), format_, id, reply_);
+    if (kind == source::DocumentKind::lambda || kind == source::DocumentKind::firehose) {
+      reply_ += '\n';
+      std::fwrite(reply_.data(), 1, reply_.size(), stdout);
+      std::fflush(stdout);
+    } else if (handler_.pending_chunks() >= chunk_batch) {
+      handler_.flush_chunks();
+    }
+  }
+
+  void content(std::string_view content, const std::string& file) {
+    if (format_ == source::InputFormat::ndjson || !is_single_document(content)) {
+      std::uint64_t line = 0;
+      while (!content.empty()) {
+        const std::size_t end = content.find('\n');
+        document(content.substr(0, end), file, ++line);
+        if (end == std::string_view::npos) break;
+        content.remove_prefix(end + 1);
+      }
+    } else {
+      document(content, file, 1);
+    }
+  }
+
+  void stream(std::istream& in, const std::string& file) {
+    std::string line;
+    std::uint64_t number = 0;
+    while (std::getline(in, line)) document(line, file, ++number);
+  }
+
+ private:
+  Handler& handler_;
+  source::InputFormat format_;
+  bool name_files_;
+  PaddedBuffer buffer_;
+  std::string reply_;
+};
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return std::nullopt;
+  return content;
+}
+
+std::vector<std::string> split_commas(std::string_view text) {
+  std::vector<std::string> parts;
+  while (!text.empty()) {
+    const std::size_t comma = text.find(',');
+    const std::string_view part = trim(text.substr(0, comma));
+    if (!part.empty()) parts.emplace_back(part);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return parts;
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "filebuilder: %s\n", message.c_str());
+  return exit_usage;
+}
+
+int run_replay(const ReplayOptions& options) {
+  LogLevel level = LogLevel::info;
+  if (!parse_log_level(options.log_level, level))
+    return usage_error("unknown log level '" + options.log_level + "'");
+  if (options.store != "memory:" && options.store != "memory")
+    return usage_error("store '" + options.store + "' is not supported (only memory:)");
+
+  EndpointPolicy policy;
+  std::vector<std::string> hosts;
+  for (const std::string& entry : options.allow_hosts)
+    for (std::string& host : split_commas(entry)) hosts.push_back(std::move(host));
+  for (const std::string& host : hosts) {
+    AllowedHost allowed;
+    if (parse_allowed_host(host).get(allowed) != ErrorCode::ok)
+      return usage_error("invalid --allow-host '" + host + "'");
+    policy.allow(std::move(allowed));
+  }
+  std::optional<DeadLetterBox> dead_letter;
+  if (!options.dead_letter.empty()) {
+    dead_letter.emplace(options.dead_letter);
+    if (!dead_letter->ok())
+      return usage_error("cannot create dead-letter directory '" + options.dead_letter + "'");
+  }
+
+  Logger logger(level);
+  MemoryStoreOptions store_options;
+  store_options.max_bytes = options.max_memory_bytes;
+  store_options.max_open_files = options.max_open_files;
+  store_options.expire_after = std::chrono::seconds(options.expire_after);
+  MemoryStore store(store_options);
+
+  CurlUploaderOptions upload_options;
+  upload_options.policy = policy;
+  upload_options.ca_file = options.ca_file;
+  upload_options.max_attempts = std::max(1u, options.upload_attempts);
+  upload_options.backoff_base = std::chrono::milliseconds(options.retry_backoff_ms);
+  upload_options.total_timeout = std::chrono::seconds(options.upload_timeout);
+  CurlUploader uploader(upload_options);
+
+  ReassemblerOptions reassembler_options;
+  reassembler_options.limits = {options.max_partitions, options.max_part_bytes, options.max_file_bytes};
+  reassembler_options.policy = policy;
+  Reassembler reassembler(store, uploader, reassembler_options);
+
+  Handler handler(reassembler, logger);
+  if (dead_letter) handler.set_dead_letter(&*dead_letter);
+
+  source::InputFormat format = source::InputFormat::detect;
+  if (options.format == "lambda") format = source::InputFormat::lambda;
+  else if (options.format == "firehose") format = source::InputFormat::firehose;
+  else if (options.format == "ndjson") format = source::InputFormat::ndjson;
+
+  std::vector<std::string> files = options.files;
+  if (files.empty()) files.emplace_back("-");
+  Replayer replayer(handler, format, files.size() > 1);
+  bool unreadable = false;
+  for (const std::string& file : files) {
+    if (file == "-") {
+      replayer.stream(std::cin, file);
+      continue;
+    }
+    std::optional<std::string> content = read_file(file);
+    if (!content) {
+      logger.error("cannot read file", {{"file", file}, {"error", std::strerror(errno)}});
+      unreadable = true;
+      continue;
+    }
+    replayer.content(*content, file);
+  }
+  handler.flush_chunks();
+  if (handler.saw_chunks()) {
+    const std::string summary = handler.chunk_summary().json() + "\n";
+    std::fwrite(summary.data(), 1, summary.size(), stdout);
+    std::fflush(stdout);
+  }
+  if (unreadable) return exit_usage;
+  return handler.any_problem() ? exit_records : exit_ok;
+}
+
+int run_split(const SplitCommandOptions& options) {
+  SplitOptions split;
+  split.chunk_size = options.chunk_size;
+  split.records_per_event = options.records_per_event;
+  if (options.format == "lambda") split.format = SplitFormat::lambda;
+  else if (options.format == "firehose") split.format = SplitFormat::firehose;
+  else split.format = SplitFormat::ndjson;
+  if (split.chunk_size == 0) return usage_error("--chunk-size must be at least 1");
+  if (split.records_per_event == 0) return usage_error("--records-per-event must be at least 1");
+
+  std::string content;
+  if (options.file == "-") {
+    content.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::optional<std::string> read = read_file(options.file);
+    if (!read) return usage_error("cannot read '" + options.file + "': " + std::strerror(errno));
+    content = std::move(*read);
+  }
+  const auto sink = [](std::string_view line) { std::fwrite(line.data(), 1, line.size(), stdout); };
+  Splitter splitter(split);
+  splitter.add_file(options.endpoint, content, sink);
+  splitter.finish(sink);
+  return std::fflush(stdout) == 0 ? exit_ok : exit_usage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"filebuilder: rebuild files streamed as chunks and PUT them to their endpoint",
+               "filebuilder"};
+  app.set_version_flag("--version", std::string("filebuilder ") + FILEBUILDER_VERSION_STRING);
+  app.require_subcommand(1);
+
+  ReplayOptions replay;
+  CLI::App* replay_cmd = app.add_subcommand("replay", "Feed events or chunk records to one Reassembler");
+  replay_cmd->add_option("FILE", replay.files, "Input files ('-' or none: standard input)");
+  replay_cmd->add_option("--format", replay.format, "Input kind (default: detected per file)")
+      ->check(CLI::IsMember({"detect", "lambda", "firehose", "ndjson"}));
+  replay_cmd->add_option("--store", replay.store, "State store URL (memory:)")
+      ->envname("FILEBUILDER_STORE");
+  replay_cmd->add_option("--allow-host", replay.allow_hosts,
+                         "HOST[:PORT] that may be reached over http and on private addresses")
+      ->allow_extra_args(false)
+      ->envname("FILEBUILDER_ALLOW_HOSTS");
+  replay_cmd->add_option("--ca-file", replay.ca_file, "Extra trusted CA certificate (PEM)")
+      ->envname("FILEBUILDER_CA_FILE");
+  replay_cmd->add_option("--dead-letter", replay.dead_letter, "Keep every rejected record in DIR")
+      ->envname("FILEBUILDER_DEAD_LETTER");
+  replay_cmd->add_option("--log-level", replay.log_level, "debug|info|warn|error|off")
+      ->envname("LOG_LEVEL");
+  replay_cmd->add_option("--max-partitions", replay.max_partitions, "Most partitions per file")
+      ->envname("FILEBUILDER_MAX_PARTITIONS");
+  replay_cmd->add_option("--max-part-bytes", replay.max_part_bytes, "Most decoded bytes per part")
+      ->envname("FILEBUILDER_MAX_PART_BYTES");
+  replay_cmd->add_option("--max-file-bytes", replay.max_file_bytes, "Most bytes per file")
+      ->envname("FILEBUILDER_MAX_FILE_BYTES");
+  replay_cmd->add_option("--max-memory-bytes", replay.max_memory_bytes, "Most bytes the memory store holds")
+      ->envname("FILEBUILDER_MAX_MEMORY_BYTES");
+  replay_cmd->add_option("--max-open-files", replay.max_open_files, "Most unfinished files")
+      ->envname("FILEBUILDER_MAX_OPEN_FILES");
+  replay_cmd->add_option("--expire-after", replay.expire_after, "Seconds before an abandoned file is dropped")
+      ->envname("FILEBUILDER_EXPIRE_AFTER");
+  replay_cmd->add_option("--upload-attempts", replay.upload_attempts, "Requests per upload, retries included")
+      ->envname("FILEBUILDER_UPLOAD_ATTEMPTS");
+  replay_cmd->add_option("--retry-backoff-ms", replay.retry_backoff_ms, "First retry delay (doubles, jittered)")
+      ->envname("FILEBUILDER_RETRY_BACKOFF_MS");
+  replay_cmd->add_option("--upload-timeout", replay.upload_timeout, "Seconds per upload attempt")
+      ->envname("FILEBUILDER_UPLOAD_TIMEOUT");
+
+  SplitCommandOptions split;
+  CLI::App* split_cmd = app.add_subcommand("split", "Write the chunk records (or events) for FILE");
+  split_cmd->add_option("--endpoint", split.endpoint, "The putEndpoint URL")->required();
+  split_cmd->add_option("--chunk-size", split.chunk_size, "Bytes per chunk");
+  split_cmd->add_option("--format", split.format, "Output kind")
+      ->check(CLI::IsMember({"ndjson", "lambda", "firehose"}));
+  split_cmd->add_option("--records-per-event", split.records_per_event, "Records per event");
+  split_cmd->add_option("FILE", split.file, "Input file ('-': standard input)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version: stdout, 0
+    std::fprintf(stderr, "filebuilder: %s\n", error.what());
+    return exit_usage;
+  }
+  if (replay_cmd->parsed()) return run_replay(replay);
+  return run_split(split);
+}

@@ -1,0 +1,272 @@
+// filebuilder: Reassembler<StateStore, Uploader>, the core.
+//
+// Feed it records with add(); each is parsed, checked, decoded and stored at
+// once. A record that completes a file claims it; flush() uploads every file
+// claimed since the last flush (concurrently, as the uploader can) and returns
+// the outcome of every record added since the last flush, in order.
+//
+//   filebuilder::MemoryStore store;
+//   filebuilder::CurlUploader uploader;
+//   filebuilder::Reassembler reassembler(store, uploader);
+//   for (std::string_view record : batch) reassembler.add(record);
+//   for (const filebuilder::RecordOutcome& o : reassembler.flush()) { ... }
+//
+// One thread at a time per Reassembler; the store may be shared.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filebuilder/base64.hpp"
+#include "filebuilder/chunk.hpp"
+#include "filebuilder/concepts.hpp"
+#include "filebuilder/error.hpp"
+#include "filebuilder/upload/policy.hpp"
+
+namespace filebuilder {
+
+/// Every record ends in exactly one of these (CONTRACT.md, "Outcomes of a record").
+enum class Outcome : std::uint8_t {
+  accepted,   // a new part stored
+  duplicate,  // already had it, or its file is finished
+  uploaded,   // it completed a file and the PUT succeeded
+  failed,     // transient: retry the record later (batchItemFailures)
+  rejected,   // can never succeed: never retry
+};
+
+[[nodiscard]] constexpr std::string_view outcome_name(Outcome outcome) noexcept {
+  switch (outcome) {
+    case Outcome::accepted: return "accepted";
+    case Outcome::duplicate: return "duplicate";
+    case Outcome::uploaded: return "uploaded";
+    case Outcome::failed: return "failed";
+    case Outcome::rejected: return "rejected";
+  }
+  return "unknown";
+}
+
+struct RecordOutcome {
+  Outcome outcome = Outcome::accepted;
+  ErrorCode error = ErrorCode::ok;  // set for failed and rejected
+  std::string message;              // more detail for logs ("HTTP 503 after 4 attempts")
+  std::string endpoint;             // the file it completed (uploaded, or a failed/refused upload)
+  std::uint64_t bytes = 0;          // that file's size
+  std::string sha256;               // lowercase hex, when an on_upload_done hook fills it in
+
+  [[nodiscard]] bool ok() const noexcept {
+    return outcome != Outcome::failed && outcome != Outcome::rejected;
+  }
+};
+
+struct ReassemblerOptions {
+  Limits limits{};
+  /// Checked on every record before anything is stored (the uploader checks
+  /// the connected address again).
+  EndpointPolicy policy{};
+  /// How often add() lets the store drop abandoned files.
+  std::chrono::seconds expire_interval{60};
+  /// Called after an upload ended in success or permanent refusal, before the
+  /// store drops the parts: the last moment the body can be read. Used for
+  /// Firehose audit digests and dead letters.
+  std::function<void(std::size_t record_index, RecordOutcome&, BodyReader&)> on_upload_done;
+};
+
+template <StateStore Store, Uploader Up>
+class Reassembler {
+ public:
+  Reassembler(Store& store, Up& uploader, ReassemblerOptions options = {})
+      : store_(store), uploader_(uploader), options_(std::move(options)) {}
+
+  /// Processes one record; returns its index in the batch. The outcome is
+  /// final, except for a record that completed a file: flush() decides it.
+  std::size_t add(std::string_view record) {
+    const std::size_t index = start_record();
+    RecordOutcome& outcome = outcomes_[index];
+    Chunk chunk;
+    ErrorCode error = parser_.parse(record, chunk);
+    if (error == ErrorCode::ok) error = check_limits(chunk, options_.limits);
+    if (error == ErrorCode::ok) error = options_.policy.check(chunk.put_endpoint);
+    if (error == ErrorCode::ok) error = decode_content(chunk.content);
+    if (error != ErrorCode::ok) {
+      reject(outcome, error);
+      return index;
+    }
+    const PutOutcome put = store_.put_part(
+        PartInfo{chunk.put_endpoint, chunk.partition, chunk.partition_count,
+                 options_.limits.max_file_bytes},
+        std::string_view(part_.data(), part_size_));
+    if (put.error != ErrorCode::ok) {
+      // A full or unreachable store is transient: the record is retried, never dropped.
+      if (put.error == ErrorCode::store_full || put.error == ErrorCode::store_unavailable)
+        fail(outcome, put.error, {});
+      else
+        reject(outcome, put.error);
+      return index;
+    }
+    outcome.outcome = put.status == PutStatus::stored ? Outcome::accepted : Outcome::duplicate;
+    if (put.complete) claim(index, chunk.put_endpoint);
+    return index;
+  }
+
+  /// Records an outcome for a record the adapter could not turn into bytes
+  /// (e.g. bad_record_data), so that indices stay aligned with the batch.
+  std::size_t add_rejected(ErrorCode error, std::string_view message = {}) {
+    const std::size_t index = start_record();
+    reject(outcomes_[index], error);
+    if (!message.empty()) outcomes_[index].message = message;
+    return index;
+  }
+
+  /// Uploads the files completed since the last flush and returns the outcome
+  /// of every record added since then. The span stays valid until the next add().
+  std::span<const RecordOutcome> flush() {
+    if (!jobs_.empty()) run_uploads();
+    flushed_ = true;
+    return outcomes_;
+  }
+
+  /// add() + flush() for one record.
+  RecordOutcome process(std::string_view record) {
+    const std::size_t index = add(record);
+    return flush()[index];
+  }
+
+  /// Replaces ReassemblerOptions::on_upload_done (adapters install theirs).
+  void set_on_upload_done(decltype(ReassemblerOptions::on_upload_done) hook) {
+    options_.on_upload_done = std::move(hook);
+  }
+
+  [[nodiscard]] const ReassemblerOptions& options() const noexcept { return options_; }
+  [[nodiscard]] Store& store() noexcept { return store_; }
+
+ private:
+  struct PendingUpload {
+    std::size_t record_index;
+    std::unique_ptr<BodyReader> body;
+  };
+
+  std::size_t start_record() {
+    if (flushed_) {
+      outcomes_.clear();
+      flushed_ = false;
+    }
+    maybe_expire();
+    outcomes_.emplace_back();
+    return outcomes_.size() - 1;
+  }
+
+  void maybe_expire() {
+    const Clock::time_point now = Clock::now();
+    if (now - last_expire_ < options_.expire_interval) return;
+    last_expire_ = now;
+    store_.expire(now);
+  }
+
+  ErrorCode decode_content(std::string_view content) {
+    const std::size_t capacity = base64::max_decoded_size(content.size());
+    if (part_.size() < capacity) part_.resize(std::max(capacity, part_.size() * 2));
+    const base64::DecodeResult result = base64::decode(content, part_.data());
+    if (result.error != ErrorCode::ok) {
+      decode_position_ = result.position;
+      return result.error;
+    }
+    part_size_ = result.written;
+    return ErrorCode::ok;
+  }
+
+  void reject(RecordOutcome& outcome, ErrorCode error) {
+    outcome.outcome = Outcome::rejected;
+    outcome.error = error;
+    outcome.message = std::string(error_message(error));
+    if (error == ErrorCode::bad_base64)
+      outcome.message += " (at content offset " + std::to_string(decode_position_) + ")";
+  }
+
+  static void fail(RecordOutcome& outcome, ErrorCode error, std::string_view detail) {
+    outcome.outcome = Outcome::failed;
+    outcome.error = error;
+    outcome.message = detail.empty() ? std::string(error_message(error)) : std::string(detail);
+  }
+
+  // The record completed (or re-completed) a file: take the right to upload it.
+  void claim(std::size_t index, std::string_view endpoint) {
+    RecordOutcome& outcome = outcomes_[index];
+    switch (store_.claim(endpoint)) {
+      case ClaimStatus::claimed: break;
+      case ClaimStatus::busy:        // someone (maybe this batch) is uploading it
+      case ClaimStatus::finished:    // someone uploaded it meanwhile
+      case ClaimStatus::incomplete:  // expired meanwhile
+        return;
+      case ClaimStatus::unavailable:
+        fail(outcome, ErrorCode::store_unavailable, {});
+        return;
+    }
+    outcome.endpoint = std::string(endpoint);
+    Result<std::unique_ptr<BodyReader>> body = store_.open_body(endpoint);
+    if (!body.ok()) {
+      (void)store_.release(endpoint);
+      fail(outcome, body.error(), {});
+      return;
+    }
+    outcome.bytes = body.value_unsafe()->size();
+    pending_.push_back(PendingUpload{index, std::move(body.value_unsafe())});
+    jobs_.emplace_back();
+  }
+
+  void run_uploads() {
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      jobs_[i] = UploadJob{};
+      jobs_[i].url = outcomes_[pending_[i].record_index].endpoint;
+      jobs_[i].body = pending_[i].body.get();
+    }
+    uploader_.upload(std::span<UploadJob>(jobs_));
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      const UploadJob& job = jobs_[i];
+      const std::size_t index = pending_[i].record_index;
+      RecordOutcome& outcome = outcomes_[index];
+      const std::string& endpoint = outcome.endpoint;
+      switch (job.status) {
+        case UploadStatus::success:
+          outcome.outcome = Outcome::uploaded;
+          if (options_.on_upload_done) options_.on_upload_done(index, outcome, *pending_[i].body);
+          if (const ErrorCode error = store_.finish(endpoint); error != ErrorCode::ok)
+            fail(outcome, error, "uploaded, but the store could not record it");
+          break;
+        case UploadStatus::retryable:
+          // Keep every part; the record is reported failed and redelivered.
+          (void)store_.release(endpoint);
+          fail(outcome, ErrorCode::upload_failed, job.message);
+          break;
+        case UploadStatus::permanent:
+          // Retrying cannot help: drop the parts (a dead letter keeps the body).
+          reject(outcome, ErrorCode::upload_refused);
+          if (!job.message.empty()) outcome.message += ": " + job.message;
+          if (options_.on_upload_done) options_.on_upload_done(index, outcome, *pending_[i].body);
+          (void)store_.finish(endpoint);
+          break;
+      }
+    }
+    pending_.clear();
+    jobs_.clear();
+  }
+
+  Store& store_;
+  Up& uploader_;
+  ReassemblerOptions options_;
+  ChunkParser parser_;
+  std::string part_;  // decoded content of the current record (reused)
+  std::size_t part_size_ = 0;
+  std::size_t decode_position_ = 0;
+  std::vector<RecordOutcome> outcomes_;
+  std::vector<PendingUpload> pending_;
+  std::vector<UploadJob> jobs_;
+  bool flushed_ = false;
+  Clock::time_point last_expire_ = Clock::now();
+};
+
+}  // namespace filebuilder

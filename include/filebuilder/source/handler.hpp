@@ -1,0 +1,250 @@
+// filebuilder: EventHandler, the wiring every adapter shares (CLI, Lambda, daemon).
+//
+// It takes one JSON document at a time: a Lambda Kinesis event, a Firehose
+// transformation event, or a bare chunk record; feeds the records to a
+// Reassembler; logs every failed or rejected record with its id and error
+// code; keeps dead letters; and writes the source's reply. Needs
+// filebuilder::crypto (SHA-256 of uploaded files for the audit trail).
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filebuilder/base64.hpp"
+#include "filebuilder/dead_letter.hpp"
+#include "filebuilder/digest.hpp"
+#include "filebuilder/error.hpp"
+#include "filebuilder/log.hpp"
+#include "filebuilder/reassembler.hpp"
+#include "filebuilder/source/firehose.hpp"
+#include "filebuilder/source/kinesis.hpp"
+#include "filebuilder/upload/policy.hpp"
+
+namespace filebuilder::source {
+
+enum class InputFormat : std::uint8_t { detect, lambda, firehose, ndjson };
+
+enum class DocumentKind : std::uint8_t { lambda, firehose, chunk, bad_event };
+
+/// What a bare chunk record is called in logs and summaries: its 1-based line
+/// number, or "file:line" when several files are read.
+struct LineId {
+  std::string file;  // empty: the number alone
+  std::uint64_t line = 0;
+
+  [[nodiscard]] std::string text() const {
+    return file.empty() ? std::to_string(line) : file + ":" + std::to_string(line);
+  }
+  /// As a JSON value: a number, or a string when a file is named.
+  void append_json(std::string& out) const {
+    if (file.empty()) out += std::to_string(line);
+    else filebuilder::detail::append_json_string(out, text());
+  }
+};
+
+/// Counts of bare chunk records, for the NDJSON summary.
+struct ChunkSummary {
+  std::uint64_t records = 0;
+  std::uint64_t uploaded = 0;
+  std::uint64_t duplicates = 0;
+  std::vector<LineId> rejected;
+  std::vector<LineId> failed;
+
+  /// {"records":N,"uploaded":U,"duplicates":D,"rejected":[...],"failed":[...]}
+  [[nodiscard]] std::string json() const {
+    std::string out = "{\"records\":" + std::to_string(records) +
+                      ",\"uploaded\":" + std::to_string(uploaded) +
+                      ",\"duplicates\":" + std::to_string(duplicates) + ",\"rejected\":[";
+    for (std::size_t i = 0; i < rejected.size(); ++i) {
+      if (i) out += ',';
+      rejected[i].append_json(out);
+    }
+    out += "],\"failed\":[";
+    for (std::size_t i = 0; i < failed.size(); ++i) {
+      if (i) out += ',';
+      failed[i].append_json(out);
+    }
+    out += "]}";
+    return out;
+  }
+};
+
+template <typename R>  // a Reassembler<S, U>
+class EventHandler {
+ public:
+  EventHandler(R& reassembler, Logger& logger) : reassembler_(reassembler), logger_(logger) {
+    reassembler_.set_on_upload_done(
+        [this](std::size_t index, RecordOutcome& outcome, BodyReader& body) {
+          on_upload_done(index, outcome, body);
+        });
+  }
+  EventHandler(const EventHandler&) = delete;
+  EventHandler& operator=(const EventHandler&) = delete;
+
+  void set_dead_letter(DeadLetterBox* box) noexcept { dead_letter_ = box; }
+
+  /// Handles one document (an event, or a bare chunk unless the format is
+  /// lambda or firehose). Appends an event's reply to `reply`. A bare chunk is
+  /// added now and uploaded at flush_chunks() (or before the next event).
+  DocumentKind handle(simdjson::padded_string_view document, InputFormat format,
+                      const LineId& line, std::string& reply) {
+    DocumentKind kind = format == InputFormat::lambda     ? DocumentKind::lambda
+                        : format == InputFormat::firehose ? DocumentKind::firehose
+                        : format == InputFormat::ndjson   ? DocumentKind::chunk
+                                                          : detect(document);
+    if (kind == DocumentKind::chunk) {
+      add_chunk(std::string_view(document.data(), document.size()), line);
+      return kind;
+    }
+    flush_chunks();
+    const ErrorCode envelope = kind == DocumentKind::lambda
+                                   ? read_kinesis_event(event_parser_, document, records_)
+                                   : read_firehose_event(event_parser_, document, records_);
+    if (envelope != ErrorCode::ok) {
+      any_problem_ = true;
+      logger_.error("not a recognised event", {{"record", line.text()}, {"error", error_code_name(envelope)}});
+      if (dead_letter_)
+        dead_letter_->write({line.text(), envelope, error_message(envelope), "event",
+                             std::string_view(document.data(), document.size()), {}});
+      return DocumentKind::bad_event;
+    }
+    source_ = kind == DocumentKind::lambda ? "lambda" : "firehose";
+    for (const EnvelopeRecord& record : records_) add_envelope_record(record);
+    const std::span<const RecordOutcome> outcomes = reassembler_.flush();
+    for (std::size_t i = 0; i < records_.size(); ++i)
+      report(records_[i].id, outcomes[i], records_[i].data, {});
+    if (kind == DocumentKind::lambda) write_kinesis_reply(records_, outcomes, reply);
+    else write_firehose_reply(records_, outcomes, reply);
+    return kind;
+  }
+
+  /// Uploads the files that pending bare chunks completed, then reports them.
+  void flush_chunks() {
+    if (chunk_ids_.empty()) return;
+    source_ = "ndjson";
+    const std::span<const RecordOutcome> outcomes = reassembler_.flush();
+    for (std::size_t i = 0; i < chunk_ids_.size(); ++i) {
+      const RecordOutcome& outcome = outcomes[i];
+      report(chunk_ids_[i].text(), outcome, {}, chunk_lines_[i]);
+      ++summary_.records;
+      switch (outcome.outcome) {
+        case Outcome::accepted: break;
+        case Outcome::duplicate: ++summary_.duplicates; break;
+        case Outcome::uploaded: ++summary_.uploaded; break;
+        case Outcome::failed: summary_.failed.push_back(chunk_ids_[i]); break;
+        case Outcome::rejected: summary_.rejected.push_back(chunk_ids_[i]); break;
+      }
+    }
+    chunk_ids_.clear();
+    chunk_lines_.clear();
+  }
+
+  [[nodiscard]] std::size_t pending_chunks() const noexcept { return chunk_ids_.size(); }
+  [[nodiscard]] const ChunkSummary& chunk_summary() const noexcept { return summary_; }
+  [[nodiscard]] bool saw_chunks() const noexcept { return summary_.records > 0 || !chunk_ids_.empty(); }
+  /// Whether any record (or document) was rejected or failed so far.
+  [[nodiscard]] bool any_problem() const noexcept { return any_problem_; }
+
+ private:
+  DocumentKind detect(simdjson::padded_string_view document) {
+    using namespace simdjson;
+    ondemand::document doc;
+    ondemand::object root;
+    if (event_parser_.iterate(document).get(doc) != SUCCESS || doc.get_object().get(root) != SUCCESS)
+      return DocumentKind::chunk;  // the chunk parser names the error
+    for (auto field : root) {
+      std::string_view key;
+      if (field.unescaped_key().get(key) != SUCCESS) return DocumentKind::chunk;
+      if (key == "Records") return DocumentKind::lambda;
+      if (key == "records") return DocumentKind::firehose;
+    }
+    return DocumentKind::chunk;
+  }
+
+  void add_chunk(std::string_view bytes, const LineId& line) {
+    reassembler_.add(bytes);
+    chunk_ids_.push_back(line);
+    chunk_lines_.emplace_back(dead_letter_ ? bytes : std::string_view());
+  }
+
+  void add_envelope_record(const EnvelopeRecord& record) {
+    if (record.error != ErrorCode::ok) {
+      reassembler_.add_rejected(record.error, "the record's envelope lacks sequenceNumber/recordId or data");
+      return;
+    }
+    const std::size_t capacity = base64::max_decoded_size(record.data.size());
+    if (data_.size() < capacity) data_.resize(std::max(capacity, data_.size() * 2));
+    const base64::DecodeResult decoded = base64::decode(record.data, data_.data());
+    if (decoded.error != ErrorCode::ok) {
+      reassembler_.add_rejected(ErrorCode::bad_record_data,
+                                "the record's data is not valid base64 (at offset " +
+                                    std::to_string(decoded.position) + ")");
+      return;
+    }
+    reassembler_.add(std::string_view(data_.data(), decoded.written));
+  }
+
+  void on_upload_done(std::size_t index, RecordOutcome& outcome, BodyReader& body) {
+    if (outcome.outcome == Outcome::uploaded) {
+      outcome.sha256 = sha256_hex(body);
+      return;
+    }
+    // A permanent refusal drops the parts: the dead letter keeps the body.
+    if (dead_letter_ == nullptr) return;
+    const bool chunk = !chunk_ids_.empty();
+    const std::string id = chunk ? chunk_ids_[index].text() : std::string(records_[index].id);
+    dead_letter_->write({id, outcome.error, outcome.message, source_,
+                         chunk ? std::string_view(chunk_lines_[index]) : std::string_view(),
+                         chunk ? std::string_view() : records_[index].data},
+                        &body);
+  }
+
+  void report(std::string_view id, const RecordOutcome& outcome, std::string_view data_base64,
+              std::string_view raw) {
+    switch (outcome.outcome) {
+      case Outcome::accepted:
+      case Outcome::duplicate:
+        if (logger_.enabled(LogLevel::debug))
+          logger_.debug(outcome_name(outcome.outcome), {{"record", id}});
+        return;
+      case Outcome::uploaded:
+        logger_.info("file uploaded", {{"record", id},
+                                       {"endpoint", redact_url(outcome.endpoint)},
+                                       {"bytes", outcome.bytes},
+                                       {"sha256", outcome.sha256}});
+        return;
+      case Outcome::failed:
+      case Outcome::rejected: break;
+    }
+    any_problem_ = true;
+    const bool rejected = outcome.outcome == Outcome::rejected;
+    const std::string endpoint = outcome.endpoint.empty() ? std::string() : redact_url(outcome.endpoint);
+    logger_.log(rejected ? LogLevel::error : LogLevel::warn,
+                rejected ? "record rejected" : "record failed; it will be retried",
+                {{"record", id},
+                 {"error", error_code_name(outcome.error)},
+                 {"message", outcome.message},
+                 {"endpoint", endpoint}});
+    if (rejected && dead_letter_ != nullptr && outcome.error != ErrorCode::upload_refused)
+      dead_letter_->write({id, outcome.error, outcome.message, source_, raw, data_base64});
+  }
+
+  R& reassembler_;
+  Logger& logger_;
+  DeadLetterBox* dead_letter_ = nullptr;
+  simdjson::ondemand::parser event_parser_;
+  std::vector<EnvelopeRecord> records_;
+  std::string data_;  // decoded envelope data (reused)
+  std::vector<LineId> chunk_ids_;
+  std::vector<std::string> chunk_lines_;  // raw bare chunks, kept only for dead letters
+  ChunkSummary summary_;
+  std::string_view source_ = "ndjson";
+  bool any_problem_ = false;
+};
+
+}  // namespace filebuilder::source

@@ -1,0 +1,509 @@
+// Integration tests of CurlUploader against a real nginx on 127.0.0.1.
+#include <doctest/doctest.h>
+#include <netdb.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <set>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filebuilder/upload/curl.hpp"
+#include "support/nginx.hpp"
+
+namespace {
+
+using filebuilder::CurlUploader;
+using filebuilder::CurlUploaderOptions;
+using filebuilder::ErrorCode;
+using filebuilder::Result;
+using filebuilder::UploadJob;
+using filebuilder::UploadStatus;
+using filebuilder::test::Nginx;
+
+/// A body made of parts, read positionally, as a store would serve it.
+class PartsBody : public filebuilder::BodyReader {
+ public:
+  explicit PartsBody(std::vector<std::string> parts) : parts_(std::move(parts)) {}
+
+  [[nodiscard]] std::uint64_t size() const noexcept override {
+    std::uint64_t total = 0;
+    for (const std::string& part : parts_) total += part.size();
+    return total;
+  }
+
+  [[nodiscard]] Result<std::size_t> read_at(std::uint64_t offset, std::span<char> dst) override {
+    ++reads;
+    if (fail_on_read != 0 && reads == fail_on_read) return ErrorCode::store_unavailable;
+    if (always_fail) return ErrorCode::store_unavailable;
+    std::size_t copied = 0;
+    std::uint64_t part_begin = 0;
+    for (const std::string& part : parts_) {
+      const std::uint64_t part_end = part_begin + part.size();
+      if (offset < part_end && copied < dst.size()) {
+        const std::size_t from = static_cast<std::size_t>(offset - part_begin);
+        const std::size_t n = std::min(part.size() - from, dst.size() - copied);
+        std::copy_n(part.data() + from, n, dst.data() + copied);
+        copied += n;
+        offset += n;
+      }
+      part_begin = part_end;
+    }
+    return copied;
+  }
+
+  [[nodiscard]] std::string joined() const {
+    std::string all;
+    for (const std::string& part : parts_) all += part;
+    return all;
+  }
+
+  unsigned reads = 0;
+  unsigned fail_on_read = 0;  // 1-based read_at call that fails once
+  bool always_fail = false;
+
+ private:
+  std::vector<std::string> parts_;
+};
+
+std::string random_bytes(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string out(n, '\0');
+  for (char& c : out) c = static_cast<char>(rng() & 0xff);
+  return out;
+}
+
+std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Options for tests: nginx's host allowed, fast retries.
+CurlUploaderOptions test_options(unsigned max_attempts = 4) {
+  CurlUploaderOptions options;
+  options.policy.allow({"127.0.0.1", std::nullopt});
+  options.max_attempts = max_attempts;
+  options.backoff_base = std::chrono::milliseconds(1);
+  options.backoff_max = std::chrono::milliseconds(5);
+  options.connect_timeout = std::chrono::milliseconds(2000);
+  options.total_timeout = std::chrono::milliseconds(20000);
+  return options;
+}
+
+UploadJob job_for(const std::string& url, filebuilder::BodyReader& body) {
+  UploadJob job;
+  job.url = url;
+  job.body = &body;
+  return job;
+}
+
+/// A name other than localhost that resolves only to non-public addresses
+/// (here the machine's own host name, often 127.0.x.1 in /etc/hosts), or "".
+std::string name_resolving_to_loopback() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return {};
+  const std::string name = host;
+  if (filebuilder::detail::is_local_name(name) || filebuilder::detail::ends_in_number(name)) {
+    return {};
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(name.c_str(), nullptr, &hints, &found) != 0) return {};
+  bool any = false;
+  bool all_private = true;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    any = true;
+    if (filebuilder::EndpointPolicy::is_public_address(a->ai_addr)) all_private = false;
+  }
+  ::freeaddrinfo(found);
+  return any && all_private ? name : std::string{};
+}
+
+}  // namespace
+
+TEST_SUITE("upload.curl") {
+  TEST_CASE("a multi-part body arrives byte-identical, with one plain PUT") {
+    Nginx nginx;
+    // Over 1 MiB, where libcurl would otherwise send "Expect: 100-continue".
+    PartsBody body({random_bytes(700'000, 1), random_bytes(1, 2), random_bytes(0, 3),
+                    random_bytes(1'300'000, 4), random_bytes(12'345, 5)});
+    const std::string url = nginx.url("/files/dir/a.bin?X-Amz-Signature=abc");
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    CurlUploader uploader(test_options());
+    uploader.upload(jobs);
+
+    CHECK(jobs[0].status == UploadStatus::success);
+    CHECK(jobs[0].error == ErrorCode::ok);
+    CHECK(jobs[0].http_status == 201);
+    CHECK(jobs[0].attempts == 1);
+    CHECK(jobs[0].message.empty());
+    CHECK(file_bytes(nginx.stored_file("/files/dir/a.bin")) == body.joined());
+
+    const auto log = nginx.requests(1);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].method == "PUT");
+    CHECK(log[0].uri == "/files/dir/a.bin?X-Amz-Signature=abc");
+    CHECK(log[0].status == 201);
+    CHECK(log[0].content_type.empty());
+    CHECK(log[0].expect.empty());
+    CHECK(log[0].content_length == std::to_string(body.size()));
+    CHECK(log[0].transfer_encoding.empty());
+  }
+
+  TEST_CASE("an empty body is a PUT with Content-Length 0") {
+    Nginx nginx;
+    PartsBody body({});
+    const std::string url = nginx.url("/files/empty.bin");
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    CurlUploader uploader(test_options());
+    uploader.upload(jobs);
+
+    CHECK(jobs[0].status == UploadStatus::success);
+    CHECK(jobs[0].attempts == 1);
+    REQUIRE(std::filesystem::exists(nginx.stored_file("/files/empty.bin")));
+    CHECK(std::filesystem::file_size(nginx.stored_file("/files/empty.bin")) == 0);
+    const auto log = nginx.requests(1);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].method == "PUT");
+    CHECK(log[0].content_length == "0");
+    CHECK(log[0].transfer_encoding.empty());
+    CHECK(log[0].content_type.empty());
+  }
+
+  TEST_CASE("all jobs of one call arrive, and connections are reused across calls") {
+    Nginx nginx;
+    constexpr std::size_t count = 20;
+    std::vector<PartsBody> bodies;
+    std::vector<std::string> urls;
+    for (std::size_t i = 0; i < count; ++i) {
+      bodies.emplace_back(std::vector<std::string>{random_bytes(1000 + i * 997, unsigned(i)),
+                                                   random_bytes(i * 31, unsigned(i + 100))});
+      urls.push_back(nginx.url("/files/many/" + std::to_string(i)));
+    }
+    CurlUploaderOptions options = test_options();
+    options.max_host_connections = 4;
+    CurlUploader uploader(std::move(options));
+
+    std::vector<UploadJob> first;
+    for (std::size_t i = 0; i < count; ++i) first.push_back(job_for(urls[i], bodies[i]));
+    uploader.upload(first);
+    for (std::size_t i = 0; i < count; ++i) {
+      CAPTURE(i);
+      CHECK(first[i].status == UploadStatus::success);
+      CHECK(first[i].attempts == 1);
+      CHECK(file_bytes(nginx.stored_file("/files/many/" + std::to_string(i))) ==
+            bodies[i].joined());
+    }
+    const auto first_log = nginx.requests(count);
+    REQUIRE(first_log.size() == count);
+    std::set<std::string> first_connections;
+    for (const auto& entry : first_log) first_connections.insert(entry.connection);
+    CHECK(first_connections.size() <= 4);
+
+    // A second batch: overwrites (204), over the connections already open.
+    std::vector<UploadJob> second;
+    for (std::size_t i = 0; i < 4; ++i) second.push_back(job_for(urls[i], bodies[i]));
+    uploader.upload(second);
+    const auto log = nginx.requests(count + 4);
+    REQUIRE(log.size() == count + 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CHECK(second[i].status == UploadStatus::success);
+      CHECK(second[i].http_status == 204);
+      CHECK(first_connections.count(log[count + i].connection) == 1);
+    }
+  }
+
+  TEST_CASE("503 is retried max_attempts times, then retryable") {
+    Nginx nginx;
+    PartsBody body({"hello ", "world"});
+    const std::string url = nginx.url("/fail503/a");
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    CurlUploader uploader(test_options(4));
+    uploader.upload(jobs);
+
+    CHECK(jobs[0].status == UploadStatus::retryable);
+    CHECK(jobs[0].error == ErrorCode::upload_failed);
+    CHECK(jobs[0].http_status == 503);
+    CHECK(jobs[0].attempts == 4);
+    CHECK(jobs[0].message == "HTTP 503 after 4 attempts");
+    const auto log = nginx.requests(4);
+    CHECK(log.size() == 4);
+    for (const auto& entry : log) {
+      CHECK(entry.method == "PUT");
+      CHECK(entry.uri == "/fail503/a");
+      CHECK(entry.status == 503);
+    }
+  }
+
+  TEST_CASE("403 is permanent after one request") {
+    Nginx nginx;
+    PartsBody body({"x"});
+    const std::string url = nginx.url("/fail403/a");
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    CurlUploader uploader(test_options());
+    uploader.upload(jobs);
+
+    CHECK(jobs[0].status == UploadStatus::permanent);
+    CHECK(jobs[0].error == ErrorCode::upload_refused);
+    CHECK(jobs[0].http_status == 403);
+    CHECK(jobs[0].attempts == 1);
+    CHECK(jobs[0].message == "HTTP 403");
+    const auto log = nginx.requests(1);
+    CHECK(log.size() == 1);
+  }
+
+  TEST_CASE("a redirect is permanent and not followed") {
+    Nginx nginx;
+    PartsBody body({"x"});
+    const std::string url = nginx.url("/redirect/a");
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    CurlUploader uploader(test_options());
+    uploader.upload(jobs);
+
+    CHECK(jobs[0].status == UploadStatus::permanent);
+    CHECK(jobs[0].error == ErrorCode::upload_refused);
+    CHECK(jobs[0].http_status == 302);
+    CHECK(jobs[0].attempts == 1);
+    CHECK(jobs[0].message == "HTTP 302");
+    const auto log = nginx.requests(1);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].uri == "/redirect/a");
+    CHECK_FALSE(std::filesystem::exists(nginx.stored_file("/files/x")));
+  }
+
+  TEST_CASE("one call mixes outcomes, each job on its own") {
+    Nginx nginx;
+    PartsBody ok_body({"good"});
+    PartsBody bad_body({"bad"});
+    PartsBody busy_body({"busy"});
+    const std::string ok_url = nginx.url("/files/mixed");
+    const std::string bad_url = nginx.url("/fail403/mixed");
+    const std::string busy_url = nginx.url("/fail503/mixed");
+    std::vector<UploadJob> jobs{job_for(busy_url, busy_body), job_for(ok_url, ok_body),
+                                job_for(bad_url, bad_body)};
+    CurlUploader uploader(test_options(3));
+    uploader.upload(jobs);
+
+    CHECK(jobs[0].status == UploadStatus::retryable);
+    CHECK(jobs[0].attempts == 3);
+    CHECK(jobs[1].status == UploadStatus::success);
+    CHECK(jobs[1].attempts == 1);
+    CHECK(jobs[2].status == UploadStatus::permanent);
+    CHECK(jobs[2].attempts == 1);
+    CHECK(file_bytes(nginx.stored_file("/files/mixed")) == "good");
+    CHECK(nginx.requests(5).size() == 5);
+  }
+
+  TEST_CASE("the endpoint policy refuses before connecting") {
+    Nginx nginx;
+    PartsBody body({"x"});
+    CurlUploaderOptions options = test_options();
+    options.policy = {};  // nothing allowed
+    CurlUploader uploader(std::move(options));
+
+    SUBCASE("http to a host not allowed") {
+      const std::string url = nginx.url("/files/refused");
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      uploader.upload(jobs);
+      CHECK(jobs[0].status == UploadStatus::permanent);
+      CHECK(jobs[0].error == ErrorCode::endpoint_scheme);
+      CHECK(jobs[0].attempts == 0);
+    }
+    SUBCASE("https to a loopback literal") {
+      const std::string url = "https://127.0.0.1:" + std::to_string(nginx.port()) + "/files/r";
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      uploader.upload(jobs);
+      CHECK(jobs[0].status == UploadStatus::permanent);
+      CHECK(jobs[0].error == ErrorCode::endpoint_not_allowed);
+      CHECK(jobs[0].attempts == 0);
+    }
+    SUBCASE("https to localhost") {
+      const std::string url = "https://LocalHost.:" + std::to_string(nginx.port()) + "/files/r";
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      uploader.upload(jobs);
+      CHECK(jobs[0].error == ErrorCode::endpoint_not_allowed);
+      CHECK(jobs[0].attempts == 0);
+    }
+    SUBCASE("another scheme") {
+      const std::string url = "ftp://127.0.0.1:" + std::to_string(nginx.port()) + "/files/r";
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      uploader.upload(jobs);
+      CHECK(jobs[0].error == ErrorCode::endpoint_scheme);
+      CHECK(jobs[0].attempts == 0);
+    }
+    SUBCASE("userinfo") {
+      const std::string url = "http://a@127.0.0.1:" + std::to_string(nginx.port()) + "/files/r";
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      uploader.upload(jobs);
+      CHECK(jobs[0].error == ErrorCode::endpoint_invalid);
+      CHECK(jobs[0].attempts == 0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(nginx.requests().empty());
+  }
+
+  TEST_CASE("a name that resolves to loopback is refused on the connected address") {
+    const std::string name = name_resolving_to_loopback();
+    if (name.empty()) {
+      MESSAGE("skipped: the host name does not resolve to loopback here");
+      return;
+    }
+    Nginx nginx;
+    PartsBody body({"x"});
+    CurlUploaderOptions options = test_options();
+    options.policy = {};
+    CurlUploader uploader(std::move(options));
+    // https passes the text check (a name, not localhost); the socket is refused.
+    const std::string url = "https://" + name + ":" + std::to_string(nginx.port()) + "/files/r";
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    uploader.upload(jobs);
+    CHECK(jobs[0].status == UploadStatus::permanent);
+    CHECK(jobs[0].error == ErrorCode::endpoint_not_allowed);
+    CHECK(jobs[0].attempts == 1);
+    CHECK(jobs[0].http_status == 0);
+    CHECK(jobs[0].message.find("is not allowed") != std::string::npos);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(nginx.requests().empty());
+
+    SUBCASE("allow-listing the name opens it, on any address") {
+      CurlUploaderOptions allowed = test_options();
+      allowed.policy = {};
+      allowed.policy.allow({name, nginx.port()});
+      CurlUploader opened(std::move(allowed));
+      const std::string http_url =
+          "http://" + name + ":" + std::to_string(nginx.port()) + "/files/by-name";
+      std::vector<UploadJob> again{job_for(http_url, body)};
+      opened.upload(again);
+      CHECK(again[0].status == UploadStatus::success);
+      CHECK(file_bytes(nginx.stored_file("/files/by-name")) == "x");
+    }
+  }
+
+  TEST_CASE("https is verified against the given CA") {
+    Nginx nginx;
+    if (nginx.tls_port() == 0) {
+      MESSAGE("skipped: no openssl command to make a certificate");
+      return;
+    }
+    PartsBody body({"secret ", "bytes"});
+    const std::string url = nginx.tls_url("/files/tls.bin");
+
+    SUBCASE("with the CA") {
+      CurlUploaderOptions options = test_options();
+      options.ca_file = nginx.ca_file().string();
+      CurlUploader uploader(std::move(options));
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      uploader.upload(jobs);
+      CHECK(jobs[0].status == UploadStatus::success);
+      CHECK(file_bytes(nginx.stored_file("/files/tls.bin")) == "secret bytes");
+      const auto log = nginx.requests(1);
+      REQUIRE(log.size() == 1);
+      CHECK(log[0].content_type.empty());
+    }
+    SUBCASE("without it the certificate is not trusted") {
+      CurlUploader uploader(test_options(2));
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      uploader.upload(jobs);
+      CHECK(jobs[0].status == UploadStatus::retryable);
+      CHECK(jobs[0].error == ErrorCode::upload_failed);
+      CHECK(jobs[0].attempts == 2);
+      CHECK(jobs[0].http_status == 0);
+      CHECK_FALSE(std::filesystem::exists(nginx.stored_file("/files/tls.bin")));
+    }
+  }
+
+  TEST_CASE("a closed port is retryable after max_attempts") {
+    // A port nobody listens on: nginx's, after it has stopped.
+    std::uint16_t port = 0;
+    {
+      Nginx nginx;
+      port = nginx.port();
+    }
+    PartsBody body({"x"});
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/files/a";
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    CurlUploader uploader(test_options(3));
+    uploader.upload(jobs);
+    CHECK(jobs[0].status == UploadStatus::retryable);
+    CHECK(jobs[0].error == ErrorCode::upload_failed);
+    CHECK(jobs[0].attempts == 3);
+    CHECK(jobs[0].http_status == 0);
+    CHECK(jobs[0].message.find("after 3 attempts") != std::string::npos);
+  }
+
+  TEST_CASE("a body read error fails the attempt; the retry starts over from offset 0") {
+    Nginx nginx;
+    SUBCASE("a failure once, then success") {
+      PartsBody body({random_bytes(300'000, 7), random_bytes(300'000, 8)});
+      body.fail_on_read = 2;  // after the first bytes were sent
+      const std::string url = nginx.url("/files/flaky.bin");
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      CurlUploader uploader(test_options());
+      uploader.upload(jobs);
+      CHECK(jobs[0].status == UploadStatus::success);
+      CHECK(jobs[0].attempts == 2);
+      CHECK(file_bytes(nginx.stored_file("/files/flaky.bin")) == body.joined());
+    }
+    SUBCASE("a failure every time") {
+      PartsBody body({"abc"});
+      body.always_fail = true;
+      const std::string url = nginx.url("/files/broken.bin");
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      CurlUploader uploader(test_options(2));
+      uploader.upload(jobs);
+      CHECK(jobs[0].status == UploadStatus::retryable);
+      CHECK(jobs[0].error == ErrorCode::upload_failed);
+      CHECK(jobs[0].attempts == 2);
+      CHECK(jobs[0].message == "body read failed: store_unavailable after 2 attempts");
+      CHECK_FALSE(std::filesystem::exists(nginx.stored_file("/files/broken.bin")));
+    }
+  }
+
+  TEST_CASE("the path is sent as given, and proxies are ignored") {
+    Nginx nginx;
+    ::setenv("http_proxy", "http://127.0.0.1:9", 1);
+    ::setenv("HTTPS_PROXY", "http://127.0.0.1:9", 1);
+    ::setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+    PartsBody body({"dots"});
+    const std::string url = nginx.url("/files/a/../b.bin?x=%2F");
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    CurlUploader uploader(test_options());
+    uploader.upload(jobs);
+    ::unsetenv("http_proxy");
+    ::unsetenv("HTTPS_PROXY");
+    ::unsetenv("ALL_PROXY");
+    CHECK(jobs[0].status == UploadStatus::success);
+    const auto log = nginx.requests(1);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].uri == "/files/a/../b.bin?x=%2F");
+    CHECK(file_bytes(nginx.stored_file("/files/b.bin")) == "dots");
+  }
+
+  TEST_CASE("result fields are reset; a job without a body is refused") {
+    CurlUploader uploader(test_options());
+    UploadJob job;
+    job.url = "http://127.0.0.1:1/x";
+    job.attempts = 7;
+    job.http_status = 500;
+    job.message = "old";
+    std::vector<UploadJob> jobs{job};
+    uploader.upload(jobs);
+    CHECK(jobs[0].status == UploadStatus::permanent);
+    CHECK(jobs[0].attempts == 0);
+    CHECK(jobs[0].http_status == 0);
+    CHECK(jobs[0].message == "no body");
+    std::vector<UploadJob> none;
+    uploader.upload(none);
+  }
+}
