@@ -23,6 +23,7 @@
 #include "filebuilder/log.hpp"
 #include "filebuilder/reassembler.hpp"
 #include "filebuilder/source/handler.hpp"
+#include "filebuilder/source/ndjson.hpp"
 #include "filebuilder/split.hpp"
 #include "filebuilder/store/memory.hpp"
 #include "filebuilder/upload/curl.hpp"
@@ -93,37 +94,13 @@ class PaddedBuffer {
   std::size_t size_ = 0;
 };
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
-
-bool is_valid_json(std::string_view text) {
-  static simdjson::dom::parser parser;
-  simdjson::dom::element element;
-  return parser.parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
-}
-
-// A file is one document when it parses as one (pretty-printed is fine);
-// otherwise it is NDJSON. The cheap test first: NDJSON's first line is a
-// complete JSON value on its own, a pretty-printed document's is not.
-bool is_single_document(std::string_view content) {
-  const std::size_t first_end = content.find('\n');
-  if (first_end == std::string_view::npos || trim(content.substr(first_end)).empty()) return true;
-  if (is_valid_json(trim(content.substr(0, first_end)))) return false;
-  return is_valid_json(content);
-}
-
 class Replayer {
  public:
   Replayer(Handler& handler, source::InputFormat format, bool name_files)
       : handler_(handler), format_(format), name_files_(name_files) {}
 
   void document(std::string_view text, const std::string& file, std::uint64_t line) {
-    if (trim(text).empty()) return;
+    if (source::trim_json_space(text).empty()) return;
     buffer_.assign(text);
     reply_.clear();
     const source::LineId id{name_files_ ? file : std::string(), line};
@@ -138,14 +115,10 @@ class Replayer {
   }
 
   void content(std::string_view content, const std::string& file) {
-    if (format_ == source::InputFormat::ndjson || !is_single_document(content)) {
-      std::uint64_t line = 0;
-      while (!content.empty()) {
-        const std::size_t end = content.find('\n');
-        document(content.substr(0, end), file, ++line);
-        if (end == std::string_view::npos) break;
-        content.remove_prefix(end + 1);
-      }
+    if (format_ == source::InputFormat::ndjson || !source::is_single_document(content)) {
+      source::for_each_line(content, [&](std::string_view line, std::uint64_t number) {
+        document(line, file, number);
+      });
     } else {
       document(content, file, 1);
     }
@@ -177,7 +150,7 @@ std::vector<std::string> split_commas(std::string_view text) {
   std::vector<std::string> parts;
   while (!text.empty()) {
     const std::size_t comma = text.find(',');
-    const std::string_view part = trim(text.substr(0, comma));
+    const std::string_view part = source::trim_json_space(text.substr(0, comma));
     if (!part.empty()) parts.emplace_back(part);
     if (comma == std::string_view::npos) break;
     text.remove_prefix(comma + 1);

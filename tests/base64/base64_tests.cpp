@@ -412,10 +412,11 @@ TEST_SUITE("base64") {
           case 0:  // replace a character with any byte
             if (!in.empty()) in[rng() % in.size()] = static_cast<char>(rng() & 0xFF);
             break;
-          case 1:  // insert a character
-            in.insert(in.begin() + static_cast<std::ptrdiff_t>(rng() % (in.size() + 1)),
-                      kAlphabet[rng() % 64]);
+          case 1: {  // insert a character
+            const auto at = static_cast<std::ptrdiff_t>(rng() % (in.size() + 1));
+            in.insert(in.begin() + at, kAlphabet[rng() % 64]);
             break;
+          }
           case 2:  // delete one
             if (!in.empty()) in.erase(in.begin() + static_cast<std::ptrdiff_t>(rng() % in.size()));
             break;

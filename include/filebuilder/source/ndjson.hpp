@@ -1,0 +1,55 @@
+// filebuilder: framing of newline-delimited input (NDJSON of events or of bare
+// chunk records), shared by the adapters that read files or streams.
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string_view>
+
+namespace filebuilder::source {
+
+[[nodiscard]] constexpr std::string_view trim_json_space(std::string_view s) noexcept {
+  constexpr std::string_view space = " \t\r\n";
+  const std::size_t first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(space) - first + 1);
+}
+
+namespace detail {
+
+inline bool is_valid_json(std::string_view text) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element element;
+  return parser.parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
+}
+
+}  // namespace detail
+
+/// Whether a whole input is one JSON document (an event, pretty-printed or
+/// not) rather than NDJSON. The cheap test first: NDJSON's first line is a
+/// complete JSON value on its own, a pretty-printed document's is not; only
+/// when it is not is the whole input validated.
+[[nodiscard]] inline bool is_single_document(std::string_view content) {
+  const std::size_t first_end = content.find('\n');
+  if (first_end == std::string_view::npos || trim_json_space(content.substr(first_end)).empty())
+    return true;
+  if (detail::is_valid_json(trim_json_space(content.substr(0, first_end)))) return false;
+  return detail::is_valid_json(content);
+}
+
+/// Calls fn(line, number) for every line (1-based physical numbers, '\n'
+/// separated, the separator not included; a trailing '\r' is kept for the
+/// JSON parser to skip as white space).
+template <typename Fn>
+void for_each_line(std::string_view content, Fn&& fn) {
+  std::uint64_t number = 0;
+  while (!content.empty()) {
+    const std::size_t end = content.find('\n');
+    fn(content.substr(0, end), ++number);
+    if (end == std::string_view::npos) break;
+    content.remove_prefix(end + 1);
+  }
+}
+
+}  // namespace filebuilder::source
