@@ -279,6 +279,15 @@ namespace detail {
   return true;
 }
 
+/// is_public_ipv6 of a sockaddr_in6 given as a sockaddr. Out of line, so that
+/// g++ does not warn about the bytes of a sockaddr_in it can see the caller
+/// pass on the (then dead) IPv6 path.
+[[gnu::noinline]] inline bool is_public_sockaddr_in6(const sockaddr* address) noexcept {
+  sockaddr_in6 v6;
+  std::memcpy(&v6, address, sizeof v6);
+  return is_public_ipv6(v6.sin6_addr.s6_addr);
+}
+
 /// Names that always mean this machine: `localhost`, `*.localhost` (RFC 6761),
 /// `localhost.localdomain`, `ip6-localhost`, `ip6-loopback`; any case, with an
 /// optional trailing dot.
@@ -517,11 +526,7 @@ inline bool EndpointPolicy::is_public_address(const sockaddr* address) noexcept 
     std::memcpy(&v4, address, sizeof v4);
     return detail::is_public_ipv4(ntohl(v4.sin_addr.s_addr));
   }
-  if (address->sa_family == AF_INET6) {
-    sockaddr_in6 v6;
-    std::memcpy(&v6, address, sizeof v6);
-    return detail::is_public_ipv6(v6.sin6_addr.s6_addr);
-  }
+  if (address->sa_family == AF_INET6) return detail::is_public_sockaddr_in6(address);
   return false;
 }
 
