@@ -18,8 +18,10 @@
 //
 // The output depends only on the input and the options (no clock, no
 // randomness), so the same input gives the same bytes:
-//   - Kinesis sequence numbers are 56-digit decimal strings, "4959" followed by
-//     a 52-digit zero-padded record counter that starts at 1 and increases
+//   - Kinesis sequence numbers are 56-digit decimal strings: "4959", a
+//     20-digit stream id (the FNV-1a 64 hash of the first endpoint the
+//     Splitter sees, so that separate runs over different files do not reuse
+//     ids), then a 32-digit record counter that starts at 1 and increases
 //     across everything one Splitter writes; eventID is
 //     "shardId-000000000000:<sequence number>".
 //   - The Kinesis partition key is the 16-hex-digit FNV-1a 64 hash of the
@@ -138,8 +140,10 @@ class Splitter {
                                   std::uint64_t partition, std::uint64_t partition_count,
                                   std::string_view bytes);
 
-  /// The 56-digit sequence number of the counter-th record (counter >= 1).
-  [[nodiscard]] static std::string sequence_number(std::uint64_t counter);
+  /// The 56-digit sequence number of the counter-th record (counter >= 1) of
+  /// the stream whose first endpoint is `first_endpoint`.
+  [[nodiscard]] static std::string sequence_number(std::string_view first_endpoint,
+                                                   std::uint64_t counter);
   /// The Kinesis partition key of an endpoint's records (16 lowercase hex digits).
   [[nodiscard]] static std::string partition_key(std::string_view endpoint);
 
@@ -155,6 +159,7 @@ class Splitter {
   std::string record_;  // scratch: the chunk record wrapped in an event
   std::size_t in_event_ = 0;
   std::uint64_t records_ = 0;
+  std::uint64_t stream_ = 0;  // the stream id in sequence numbers, set by the first record
   std::uint64_t events_ = 0;
   std::uint64_t lines_ = 0;
 };
@@ -222,14 +227,19 @@ inline void append_hex(std::string& out, std::uint64_t value, unsigned width) {
   for (unsigned i = width; i-- > 0;) out.push_back(hex[(value >> (4 * i)) & 0x0F]);
 }
 
-/// "4959" + 52 digits: 32 zeros and the counter zero-padded to 20 digits.
-inline void append_sequence_number(std::string& out, std::uint64_t counter) {
+inline void append_padded_decimal(std::string& out, std::uint64_t value, std::size_t width) {
   char digits[20];
-  const auto end = std::to_chars(digits, digits + sizeof digits, counter).ptr;
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
   const auto length = static_cast<std::size_t>(end - digits);
-  out.append("4959");
-  out.append(52 - length, '0');
+  out.append(width - length, '0');
   out.append(digits, length);
+}
+
+/// "4959" + the stream id in 20 digits + the counter in 32 digits.
+inline void append_sequence_number(std::string& out, std::uint64_t stream, std::uint64_t counter) {
+  out.append("4959");
+  append_padded_decimal(out, stream, 20);
+  append_padded_decimal(out, counter, 32);
 }
 
 /// FNV-1a, 64 bits.
@@ -268,6 +278,7 @@ template <SplitSink Sink>
 void Splitter::add_chunk(std::string_view endpoint, std::uint64_t partition,
                          std::uint64_t partition_count, std::string_view bytes, Sink&& sink) {
   const std::uint64_t counter = ++records_;
+  if (counter == 1) stream_ = detail::split::fnv1a64(endpoint);
   if (options_.format == SplitFormat::ndjson) {
     line_.clear();
     append_chunk_record(line_, endpoint, partition, partition_count, bytes);
@@ -323,17 +334,17 @@ inline void Splitter::append_lambda_record(std::string_view endpoint, std::uint6
   line_.append(detail::split::kinesis_record_head);
   detail::split::append_hex(line_, detail::split::fnv1a64(endpoint), 16);
   line_.append(R"(","sequenceNumber":")");
-  detail::split::append_sequence_number(line_, counter);
+  detail::split::append_sequence_number(line_, stream_, counter);
   line_.append(R"(","data":")");
   base64::encode_append(record_, line_);
   line_.append(detail::split::kinesis_record_tail);
-  detail::split::append_sequence_number(line_, counter);
+  detail::split::append_sequence_number(line_, stream_, counter);
   line_.append(detail::split::kinesis_record_end);
 }
 
 inline void Splitter::append_firehose_record(std::uint64_t counter) {
   line_.append(R"({"recordId":"r)");
-  detail::split::append_sequence_number(line_, counter);
+  detail::split::append_sequence_number(line_, stream_, counter);
   line_.append(R"(","approximateArrivalTimestamp":1700000000000,"data":")");
   base64::encode_append(record_, line_);
   line_.append(R"("})");
@@ -361,9 +372,10 @@ inline void Splitter::append_chunk_record(std::string& out, std::string_view end
   out.append(R"("})");
 }
 
-inline std::string Splitter::sequence_number(std::uint64_t counter) {
+inline std::string Splitter::sequence_number(std::string_view first_endpoint,
+                                             std::uint64_t counter) {
   std::string out;
-  detail::split::append_sequence_number(out, counter);
+  detail::split::append_sequence_number(out, detail::split::fnv1a64(first_endpoint), counter);
   return out;
 }
 

@@ -41,24 +41,24 @@ constexpr std::string_view kNdjson =
 constexpr std::string_view kLambda =
     R"({"Records":[{"kinesis":{"kinesisSchemaVersion":"1.0")"
     R"(,"partitionKey":"4be67cab2ab826e8")"
-    R"(,"sequenceNumber":"49590000000000000000000000000000000000000000000000000001")"
+    R"(,"sequenceNumber":"49590546919587208600957600000000000000000000000000000001")"
     R"(,"data":"eyJwdXRFbmRwb2ludCI6Imh0dHBzOi8vZXhhbXBsZS5jb20vYS50eHQ/WD0xIiwicGFydGl0aW9)"
     R"(uIjowLCJwYXJ0aXRpb25Db3VudCI6MywiY29udGVudCI6ImFHVnNiQT09In0=")"
     R"(,"approximateArrivalTimestamp":1700000000.0},"eventSource":"aws:kinesis")"
     R"(,"eventVersion":"1.0")"
-    R"(,"eventID":"shardId-000000000000:495900000000000000000000000000000000000000000000000)"
+    R"(,"eventID":"shardId-000000000000:495905469195872086009576000000000000000000000000000)"
     R"(00001")"
     R"(,"eventName":"aws:kinesis:record")"
     R"(,"invokeIdentityArn":"arn:aws:iam::123456789012:role/filebuilder")"
     R"(,"awsRegion":"us-east-1")"
     R"(,"eventSourceARN":"arn:aws:kinesis:us-east-1:123456789012:stream/filebuilder"})"
     R"(,{"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"4be67cab2ab826e8")"
-    R"(,"sequenceNumber":"49590000000000000000000000000000000000000000000000000002")"
+    R"(,"sequenceNumber":"49590546919587208600957600000000000000000000000000000002")"
     R"(,"data":"eyJwdXRFbmRwb2ludCI6Imh0dHBzOi8vZXhhbXBsZS5jb20vYS50eHQ/WD0xIiwicGFydGl0aW9)"
     R"(uIjoxLCJwYXJ0aXRpb25Db3VudCI6MywiY29udGVudCI6ImJ5QjNidz09In0=")"
     R"(,"approximateArrivalTimestamp":1700000000.0},"eventSource":"aws:kinesis")"
     R"(,"eventVersion":"1.0")"
-    R"(,"eventID":"shardId-000000000000:495900000000000000000000000000000000000000000000000)"
+    R"(,"eventID":"shardId-000000000000:495905469195872086009576000000000000000000000000000)"
     R"(00002")"
     R"(,"eventName":"aws:kinesis:record")"
     R"(,"invokeIdentityArn":"arn:aws:iam::123456789012:role/filebuilder")"
@@ -67,12 +67,12 @@ constexpr std::string_view kLambda =
     "\n"
     R"({"Records":[{"kinesis":{"kinesisSchemaVersion":"1.0")"
     R"(,"partitionKey":"4be67cab2ab826e8")"
-    R"(,"sequenceNumber":"49590000000000000000000000000000000000000000000000000003")"
+    R"(,"sequenceNumber":"49590546919587208600957600000000000000000000000000000003")"
     R"(,"data":"eyJwdXRFbmRwb2ludCI6Imh0dHBzOi8vZXhhbXBsZS5jb20vYS50eHQ/WD0xIiwicGFydGl0aW9)"
     R"(uIjoyLCJwYXJ0aXRpb25Db3VudCI6MywiY29udGVudCI6ImNteGsifQ==")"
     R"(,"approximateArrivalTimestamp":1700000000.0},"eventSource":"aws:kinesis")"
     R"(,"eventVersion":"1.0")"
-    R"(,"eventID":"shardId-000000000000:495900000000000000000000000000000000000000000000000)"
+    R"(,"eventID":"shardId-000000000000:495905469195872086009576000000000000000000000000000)"
     R"(00003")"
     R"(,"eventName":"aws:kinesis:record")"
     R"(,"invokeIdentityArn":"arn:aws:iam::123456789012:role/filebuilder")"
@@ -85,11 +85,11 @@ constexpr std::string_view kFirehose =
     R"(,"deliveryStreamArn":"arn:aws:firehose:us-east-1:123456789012:deliverystream/filebui)"
     R"(lder")"
     R"(,"region":"us-east-1")"
-    R"(,"records":[{"recordId":"r49590000000000000000000000000000000000000000000000000001")"
+    R"(,"records":[{"recordId":"r49590546919587208600957600000000000000000000000000000001")"
     R"(,"approximateArrivalTimestamp":1700000000000)"
     R"(,"data":"eyJwdXRFbmRwb2ludCI6Imh0dHBzOi8vZXhhbXBsZS5jb20vYS50eHQ/WD0xIiwicGFydGl0aW9)"
     R"(uIjowLCJwYXJ0aXRpb25Db3VudCI6MywiY29udGVudCI6ImFHVnNiQT09In0="})"
-    R"(,{"recordId":"r49590000000000000000000000000000000000000000000000000002")"
+    R"(,{"recordId":"r49590546919587208600957600000000000000000000000000000002")"
     R"(,"approximateArrivalTimestamp":1700000000000)"
     R"(,"data":"eyJwdXRFbmRwb2ludCI6Imh0dHBzOi8vZXhhbXBsZS5jb20vYS50eHQ/WD0xIiwicGFydGl0aW9)"
     R"(uIjoxLCJwYXJ0aXRpb25Db3VudCI6MywiY29udGVudCI6ImJ5QjNidz09In0="}]})"
@@ -98,7 +98,7 @@ constexpr std::string_view kFirehose =
     R"(,"deliveryStreamArn":"arn:aws:firehose:us-east-1:123456789012:deliverystream/filebui)"
     R"(lder")"
     R"(,"region":"us-east-1")"
-    R"(,"records":[{"recordId":"r49590000000000000000000000000000000000000000000000000003")"
+    R"(,"records":[{"recordId":"r49590546919587208600957600000000000000000000000000000003")"
     R"(,"approximateArrivalTimestamp":1700000000000)"
     R"(,"data":"eyJwdXRFbmRwb2ludCI6Imh0dHBzOi8vZXhhbXBsZS5jb20vYS50eHQ/WD0xIiwicGFydGl0aW9)"
     R"(uIjoyLCJwYXJ0aXRpb25Db3VudCI6MywiY29udGVudCI6ImNteGsifQ=="}]})"
@@ -107,12 +107,12 @@ constexpr std::string_view kFirehose =
 constexpr std::string_view kEmptyLambda =
     R"({"Records":[{"kinesis":{"kinesisSchemaVersion":"1.0")"
     R"(,"partitionKey":"af63d84c8601e5c0")"
-    R"(,"sequenceNumber":"49590000000000000000000000000000000000000000000000000001")"
+    R"(,"sequenceNumber":"49591263818280250912915200000000000000000000000000000001")"
     R"(,"data":"eyJwdXRFbmRwb2ludCI6ImUiLCJwYXJ0aXRpb24iOjAsInBhcnRpdGlvbkNvdW50IjoxLCJjb25)"
     R"(0ZW50IjoiIn0=")"
     R"(,"approximateArrivalTimestamp":1700000000.0},"eventSource":"aws:kinesis")"
     R"(,"eventVersion":"1.0")"
-    R"(,"eventID":"shardId-000000000000:495900000000000000000000000000000000000000000000000)"
+    R"(,"eventID":"shardId-000000000000:495912638182802509129152000000000000000000000000000)"
     R"(00001")"
     R"(,"eventName":"aws:kinesis:record")"
     R"(,"invokeIdentityArn":"arn:aws:iam::123456789012:role/filebuilder")"
@@ -371,10 +371,17 @@ TEST_SUITE("split") {
   }
 
   TEST_CASE("sequence numbers are 56 digits and strictly increasing") {
-    CHECK(Splitter::sequence_number(1) == "4959" + std::string(51, '0') + "1");
-    CHECK(Splitter::sequence_number(UINT64_MAX) ==
-          "4959" + std::string(32, '0') + "18446744073709551615");
-    CHECK(Splitter::sequence_number(UINT64_MAX).size() == 56);
+    // "4959", the stream id (FNV-1a 64 of the first endpoint) in 20 digits, the counter in 32.
+    CHECK(Splitter::sequence_number("https://example.com/a.txt?X=1", 1) ==
+          "4959"
+          "05469195872086009576" +
+              std::string(31, '0') + "1");
+    CHECK(Splitter::sequence_number("", UINT64_MAX) ==
+          "4959"
+          "14695981039346656037" +
+              std::string(12, '0') + "18446744073709551615");
+    CHECK(Splitter::sequence_number("a", UINT64_MAX).size() == 56);
+    CHECK(Splitter::sequence_number("a", 1) != Splitter::sequence_number("b", 1));
 
     std::mt19937_64 rng(3);
     std::vector<std::pair<std::string, std::string>> files;

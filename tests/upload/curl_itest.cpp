@@ -1,6 +1,9 @@
 // Integration tests of CurlUploader against a real nginx on 127.0.0.1.
 #include <doctest/doctest.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -440,6 +443,37 @@ TEST_SUITE("upload.curl") {
     CHECK(jobs[0].attempts == 3);
     CHECK(jobs[0].http_status == 0);
     CHECK(jobs[0].message.find("after 3 attempts") != std::string::npos);
+  }
+
+  TEST_CASE("a server that never answers times out, retryable") {
+    // A listening socket nobody accepts on: the kernel completes the
+    // handshake and buffers the request, no response ever comes.
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    REQUIRE(::listen(fd, 16) == 0);
+    PartsBody body({"x"});
+    const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/a";
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    CurlUploaderOptions options = test_options(2);
+    options.total_timeout = std::chrono::milliseconds(200);
+    CurlUploader uploader(std::move(options));
+    const auto start = std::chrono::steady_clock::now();
+    uploader.upload(jobs);
+    const auto took = std::chrono::steady_clock::now() - start;
+    ::close(fd);
+    CHECK(jobs[0].status == UploadStatus::retryable);
+    CHECK(jobs[0].error == ErrorCode::upload_failed);
+    CHECK(jobs[0].attempts == 2);
+    CHECK(jobs[0].http_status == 0);
+    CHECK(jobs[0].message.find("after 2 attempts") != std::string::npos);
+    CHECK(took >= std::chrono::milliseconds(400));
+    CHECK(took < std::chrono::seconds(10));
   }
 
   TEST_CASE("a body read error fails the attempt; the retry starts over from offset 0") {

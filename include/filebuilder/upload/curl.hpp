@@ -449,6 +449,14 @@ inline void CurlState::finish_attempt(CurlTransfer& t, CURLcode code,
         return;
     }
   }
+  if (status != 0 && classify_http_status(status) == AttemptVerdict::permanent) {
+    // A refusal that arrived before the body was all sent (the server then
+    // closes the connection): the status decides, not the broken send.
+    job.status = UploadStatus::permanent;
+    job.error = ErrorCode::upload_refused;
+    job.message = "HTTP " + std::to_string(status);
+    return;
+  }
   if (code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT) {
     job.status = UploadStatus::permanent;
     job.error = ErrorCode::endpoint_invalid;
