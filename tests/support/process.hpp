@@ -63,11 +63,15 @@ class ChildProcess {
     (void)parent;
     pid_ = pid;
   }
-  ~ChildProcess() { stop(); }
+  ~ChildProcess() {
+    stop();
+  }
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
-  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  [[nodiscard]] pid_t pid() const noexcept {
+    return pid_;
+  }
 
   /// The exit status (as from waitpid) once the child has ended, else nullopt.
   [[nodiscard]] std::optional<int> poll() {

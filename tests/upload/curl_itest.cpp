@@ -1,6 +1,6 @@
 // Integration tests of CurlUploader against a real nginx on 127.0.0.1.
-#include <doctest/doctest.h>
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -46,7 +46,9 @@ bool public_v6(const char* text) {
   return EndpointPolicy::is_public_address(reinterpret_cast<const sockaddr*>(&address));
 }
 
-ErrorCode check(std::string_view url) { return EndpointPolicy{}.check(url); }
+ErrorCode check(std::string_view url) {
+  return EndpointPolicy{}.check(url);
+}
 
 Url parsed(std::string_view text) {
   Url url;
@@ -54,7 +56,9 @@ Url parsed(std::string_view text) {
   return url;
 }
 
-ErrorCode parse_error(std::string_view text) { return filebuilder::parse_url(text).error(); }
+ErrorCode parse_error(std::string_view text) {
+  return filebuilder::parse_url(text).error();
+}
 
 AllowedHost allowed(std::string_view text) {
   AllowedHost entry;
@@ -101,13 +105,13 @@ TEST_SUITE("upload.policy") {
   TEST_CASE("parse_url refuses what it cannot parse safely") {
     for (const char* bad : {
              "",
-             "example.com/a",               // no scheme
-             "https:example.com",           // no authority
-             "https:/example.com",          //
-             "https://",                    // empty host
-             "https:///a",                  //
-             "https://:443/a",              //
-             "https://a@127.0.0.1/",        // userinfo
+             "example.com/a",         // no scheme
+             "https:example.com",     // no authority
+             "https:/example.com",    //
+             "https://",              // empty host
+             "https:///a",            //
+             "https://:443/a",        //
+             "https://a@127.0.0.1/",  // userinfo
              "https://user:pw@example.com/",
              "https://@example.com/",
              "https://example.com:/a",      // empty port
@@ -236,14 +240,13 @@ TEST_SUITE("upload.policy") {
       CHECK(check(url) == ErrorCode::endpoint_not_allowed);
     }
     // The neighbours of the refused ranges are public.
-    for (const char* url : {"https://1.0.0.0/", "https://9.255.255.255/", "https://11.0.0.0/",
-                            "https://100.63.255.255/", "https://100.128.0.0/",
-                            "https://126.255.255.255/", "https://128.0.0.0/",
-                            "https://169.253.255.255/", "https://169.255.0.0/",
-                            "https://172.15.255.255/", "https://172.32.0.0/",
-                            "https://192.0.1.0/", "https://192.167.255.255/",
-                            "https://192.169.0.0/", "https://198.17.255.255/",
-                            "https://198.20.0.0/", "https://223.255.255.255/"}) {
+    for (const char* url :
+         {"https://1.0.0.0/", "https://9.255.255.255/", "https://11.0.0.0/",
+          "https://100.63.255.255/", "https://100.128.0.0/", "https://126.255.255.255/",
+          "https://128.0.0.0/", "https://169.253.255.255/", "https://169.255.0.0/",
+          "https://172.15.255.255/", "https://172.32.0.0/", "https://192.0.1.0/",
+          "https://192.167.255.255/", "https://192.169.0.0/", "https://198.17.255.255/",
+          "https://198.20.0.0/", "https://223.255.255.255/"}) {
       const std::string text = url;
       CAPTURE(text);
       CHECK(check(url) == ErrorCode::ok);
@@ -272,7 +275,7 @@ TEST_SUITE("upload.policy") {
              "https://[fec0::1]/",
              "https://[ff02::1]/",
              "https://[ff00::]/",
-             "https://[2002:7f00:1::1]/",  // 6to4 of 127.0.0.1
+             "https://[2002:7f00:1::1]/",    // 6to4 of 127.0.0.1
              "https://[2002:c0a8:101::1]/",  // 6to4 of 192.168.1.1
          }) {
       const std::string text = url;
@@ -288,10 +291,10 @@ TEST_SUITE("upload.policy") {
   }
 
   TEST_CASE("localhost names are refused") {
-    for (const char* url : {"https://localhost/", "https://LOCALHOST./", "https://LocalHost:8443/",
-                            "https://a.localhost/", "https://x.y.LOCALHOST/",
-                            "https://foo.localhost./", "https://localhost.localdomain/",
-                            "https://ip6-localhost/", "https://ip6-loopback/"}) {
+    for (const char* url :
+         {"https://localhost/", "https://LOCALHOST./", "https://LocalHost:8443/",
+          "https://a.localhost/", "https://x.y.LOCALHOST/", "https://foo.localhost./",
+          "https://localhost.localdomain/", "https://ip6-localhost/", "https://ip6-loopback/"}) {
       const std::string text = url;
       CAPTURE(text);
       CHECK(check(url) == ErrorCode::endpoint_not_allowed);
@@ -326,9 +329,9 @@ TEST_SUITE("upload.policy") {
     CHECK(entry.host == "localhost");
     CHECK(entry.port == std::optional<std::uint16_t>(9000));
 
-    for (const char* bad : {"", " ", ":80", "host:", "host:0", "host:65536", "host:x",
-                            "a b", "[::1", "[::1]x", "[::1]:", "[zz]", "user@host",
-                            "http://host", "host/path", "1.2.3.256", "1:2:3"}) {
+    for (const char* bad :
+         {"", " ", ":80", "host:", "host:0", "host:65536", "host:x", "a b", "[::1", "[::1]x",
+          "[::1]:", "[zz]", "user@host", "http://host", "host/path", "1.2.3.256", "1:2:3"}) {
       const std::string text = bad;
       CAPTURE(text);
       CHECK(filebuilder::parse_allowed_host(bad).error() == ErrorCode::endpoint_invalid);
@@ -393,9 +396,8 @@ TEST_SUITE("upload.policy") {
   TEST_CASE("is_public_address on sockaddr_in and sockaddr_in6") {
     for (const char* refused :
          {"0.0.0.0", "0.255.255.255", "10.0.0.1", "100.64.0.1", "100.127.255.254", "127.0.0.1",
-          "127.53.0.1", "169.254.169.254", "172.16.0.1", "172.31.0.1", "192.0.0.170",
-          "192.168.1.1", "198.18.0.1", "198.19.1.1", "224.0.0.251", "239.1.2.3", "240.0.0.1",
-          "255.255.255.255"}) {
+          "127.53.0.1", "169.254.169.254", "172.16.0.1", "172.31.0.1", "192.0.0.170", "192.168.1.1",
+          "198.18.0.1", "198.19.1.1", "224.0.0.251", "239.1.2.3", "240.0.0.1", "255.255.255.255"}) {
       const std::string text = refused;
       CAPTURE(text);
       CHECK_FALSE(public_v4(refused));
@@ -408,9 +410,9 @@ TEST_SUITE("upload.policy") {
     }
     for (const char* refused :
          {"::", "::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",
-          "::ffff:0.0.0.0", "::127.0.0.1", "::192.168.0.1", "64:ff9b::7f00:1",
-          "64:ff9b::10.0.0.1", "fc00::1", "fdff:ffff::1", "fe80::1", "fe80::1:2:3:4",
-          "febf:ffff::1", "fec0::1", "ff02::1", "ff0e::1", "2002:a00:1::"}) {
+          "::ffff:0.0.0.0", "::127.0.0.1", "::192.168.0.1", "64:ff9b::7f00:1", "64:ff9b::10.0.0.1",
+          "fc00::1", "fdff:ffff::1", "fe80::1", "fe80::1:2:3:4", "febf:ffff::1", "fec0::1",
+          "ff02::1", "ff0e::1", "2002:a00:1::"}) {
       const std::string text = refused;
       CAPTURE(text);
       CHECK_FALSE(public_v6(refused));
@@ -453,7 +455,8 @@ TEST_SUITE("upload.policy") {
 
   TEST_CASE("redact_url drops userinfo, query and fragment") {
     using filebuilder::redact_url;
-    CHECK(redact_url("https://bucket.s3.amazonaws.com/a.jpg?X-Amz-Signature=abc&X-Amz-Credential=K") ==
+    CHECK(redact_url(
+              "https://bucket.s3.amazonaws.com/a.jpg?X-Amz-Signature=abc&X-Amz-Credential=K") ==
           "https://bucket.s3.amazonaws.com/a.jpg");
     CHECK(redact_url("https://user:secret@host.example:8443/p/q?x=1#frag") ==
           "https://host.example:8443/p/q");

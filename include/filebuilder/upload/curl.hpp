@@ -43,11 +43,15 @@ struct CurlUploaderOptions {
   EndpointPolicy policy;
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds total_timeout{300'000};  // per attempt
-  unsigned max_attempts = 4;                          // 1 + retries; 0 counts as 1
-  std::chrono::milliseconds backoff_base{200};        // the first retry waits up to this
-  std::chrono::milliseconds backoff_max{5'000};       // no wait is longer
+  unsigned max_attempts = 4;                         // 1 + retries; 0 counts as 1
+  std::chrono::milliseconds backoff_base{200};       // the first retry waits up to this
+  std::chrono::milliseconds backoff_max{5'000};      // no wait is longer
   long max_host_connections = 8;
-  std::string ca_file;  // a PEM file of extra trusted CAs (CURLOPT_CAINFO), empty: none
+  // A PEM file of extra trusted CAs, empty: none. Given as CURLOPT_CAINFO: it
+  // replaces libcurl's default CA bundle file but not its default CA directory,
+  // so where libcurl has one (Debian: /etc/ssl/certs) the system CAs stay
+  // trusted; with a bundle-only libcurl, only this file is trusted.
+  std::string ca_file;
 };
 
 namespace detail {
@@ -56,7 +60,8 @@ class CurlState;
 
 class CurlUploader {
  public:
-  /// Throws std::runtime_error when libcurl cannot be initialised.
+  /// Throws std::runtime_error when libcurl cannot be initialised. A
+  /// moved-from uploader may only be destroyed or assigned to.
   explicit CurlUploader(CurlUploaderOptions options = {});
   ~CurlUploader();
   CurlUploader(CurlUploader&&) noexcept;
@@ -307,8 +312,8 @@ inline curl_socket_t CurlState::on_open_socket(void* user, curlsocktype purpose,
 inline bool CurlState::configure(CurlTransfer& t) {
   CURL* e = t.easy;
   const auto ms = [](std::chrono::milliseconds d) {
-    return static_cast<long>(std::clamp<std::chrono::milliseconds::rep>(
-        d.count(), 1, std::numeric_limits<long>::max()));
+    return static_cast<long>(
+        std::clamp<std::chrono::milliseconds::rep>(d.count(), 1, std::numeric_limits<long>::max()));
   };
   bool ok = true;
   const auto set = [&ok](CURLcode code) { ok = ok && code == CURLE_OK; };
@@ -317,8 +322,7 @@ inline bool CurlState::configure(CurlTransfer& t) {
   set(curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buffer));
   set(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
   set(curl_easy_setopt(e, CURLOPT_UPLOAD, 1L));
-  set(curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
-                       static_cast<curl_off_t>(t.job->body->size())));
+  set(curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(t.job->body->size())));
   set(curl_easy_setopt(e, CURLOPT_READFUNCTION, &CurlState::on_read));
   set(curl_easy_setopt(e, CURLOPT_READDATA, static_cast<void*>(&t)));
   set(curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &CurlState::on_seek));
@@ -384,8 +388,7 @@ inline std::chrono::milliseconds CurlState::backoff(unsigned attempts) {
   return milliseconds{jitter(rng_)};
 }
 
-inline void CurlState::retry_or_fail(CurlTransfer& t, std::string message,
-                                     curl_off_t retry_after_s,
+inline void CurlState::retry_or_fail(CurlTransfer& t, std::string message, curl_off_t retry_after_s,
                                      std::vector<CurlTransfer*>& waiting) {
   UploadJob& job = *t.job;
   if (job.attempts >= max_attempts()) {
@@ -424,7 +427,8 @@ inline void CurlState::finish_attempt(CurlTransfer& t, CURLcode code,
   if (code != CURLE_OK && t.address_refused) {
     job.status = UploadStatus::permanent;
     job.error = ErrorCode::endpoint_not_allowed;
-    job.message = "connecting to " + (t.refused_address.empty() ? "the address" : t.refused_address) +
+    job.message = "connecting to " +
+                  (t.refused_address.empty() ? "the address" : t.refused_address) +
                   " is not allowed";
     return;
   }
@@ -567,8 +571,8 @@ inline void CurlState::upload(std::span<UploadJob> jobs) {
     // Sleep until libcurl has something to do or the next retry is due.
     long wait_ms = 1000;
     if (next_start != SteadyClock::time_point::max()) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(next_start -
-                                                                     SteadyClock::now());
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(next_start - SteadyClock::now());
       wait_ms = std::clamp<long>(static_cast<long>(left.count()), 0, wait_ms);
     }
     if (wait_ms > 0) curl_multi_poll(multi_, nullptr, 0, static_cast<int>(wait_ms), nullptr);
@@ -583,7 +587,9 @@ inline CurlUploader::~CurlUploader() = default;
 inline CurlUploader::CurlUploader(CurlUploader&&) noexcept = default;
 inline CurlUploader& CurlUploader::operator=(CurlUploader&&) noexcept = default;
 
-inline void CurlUploader::upload(std::span<UploadJob> jobs) { state_->upload(jobs); }
+inline void CurlUploader::upload(std::span<UploadJob> jobs) {
+  state_->upload(jobs);
+}
 
 inline const CurlUploaderOptions& CurlUploader::options() const noexcept {
   return state_->options();

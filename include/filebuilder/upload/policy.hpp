@@ -124,7 +124,9 @@ namespace detail {
 [[nodiscard]] constexpr bool is_alpha(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
-[[nodiscard]] constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+[[nodiscard]] constexpr bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
 
 /// Characters allowed in a host name (a subset of RFC 3986 reg-name that
 /// resolvers and libcurl agree on).
@@ -236,16 +238,16 @@ namespace detail {
     const std::uint32_t mask = prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix);
     return (a & mask) == network;
   };
-  return !(in(0x00000000, 8)       // 0.0.0.0/8: "this network", unspecified
-           || in(0x0a000000, 8)    // 10.0.0.0/8: private
-           || in(0x64400000, 10)   // 100.64.0.0/10: carrier-grade NAT
-           || in(0x7f000000, 8)    // 127.0.0.0/8: loopback
-           || in(0xa9fe0000, 16)   // 169.254.0.0/16: link-local, cloud metadata
-           || in(0xac100000, 12)   // 172.16.0.0/12: private
-           || in(0xc0000000, 24)   // 192.0.0.0/24: IETF protocol assignments
-           || in(0xc0a80000, 16)   // 192.168.0.0/16: private
-           || in(0xc6120000, 15)   // 198.18.0.0/15: benchmarking
-           || a >= 0xe0000000);    // 224.0.0.0/4 multicast, 240/4 reserved, broadcast
+  return !(in(0x00000000, 8)      // 0.0.0.0/8: "this network", unspecified
+           || in(0x0a000000, 8)   // 10.0.0.0/8: private
+           || in(0x64400000, 10)  // 100.64.0.0/10: carrier-grade NAT
+           || in(0x7f000000, 8)   // 127.0.0.0/8: loopback
+           || in(0xa9fe0000, 16)  // 169.254.0.0/16: link-local, cloud metadata
+           || in(0xac100000, 12)  // 172.16.0.0/12: private
+           || in(0xc0000000, 24)  // 192.0.0.0/24: IETF protocol assignments
+           || in(0xc0a80000, 16)  // 192.168.0.0/16: private
+           || in(0xc6120000, 15)  // 198.18.0.0/15: benchmarking
+           || a >= 0xe0000000);   // 224.0.0.0/4 multicast, 240/4 reserved, broadcast
 }
 
 /// Whether an IPv6 address (network byte order) may be connected to by default.
@@ -268,11 +270,11 @@ namespace detail {
   if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && zero(4, 12)) {
     return is_public_ipv4(embedded_v4());
   }
-  if ((b[0] & 0xfe) == 0xfc) return false;                    // fc00::/7: unique local
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return false;    // fe80::/10: link-local
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return false;    // fec0::/10: site-local (old)
-  if (b[0] == 0xff) return false;                             // ff00::/8: multicast
-  if (b[0] == 0x20 && b[1] == 0x02) {                         // 2002::/16: 6to4
+  if ((b[0] & 0xfe) == 0xfc) return false;                  // fc00::/7: unique local
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return false;  // fe80::/10: link-local
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return false;  // fec0::/10: site-local (old)
+  if (b[0] == 0xff) return false;                           // ff00::/8: multicast
+  if (b[0] == 0x20 && b[1] == 0x02) {                       // 2002::/16: 6to4
     return is_public_ipv4((std::uint32_t{b[2]} << 24) | (std::uint32_t{b[3]} << 16) |
                           (std::uint32_t{b[4]} << 8) | std::uint32_t{b[5]});
   }
@@ -386,9 +388,8 @@ inline Result<Url> parse_url(std::string_view url) {
 
   const std::size_t authority_end = rest.find_first_of("/?#");
   const std::string_view authority = rest.substr(0, authority_end);
-  std::string_view tail = authority_end == std::string_view::npos
-                              ? std::string_view{}
-                              : rest.substr(authority_end);
+  std::string_view tail =
+      authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
   if (authority.find('@') != std::string_view::npos) return ErrorCode::endpoint_invalid;
   for (char c : authority) {
     if (static_cast<unsigned char>(c) >= 0x80) return ErrorCode::endpoint_invalid;
