@@ -6,7 +6,8 @@
 //   nginx.stored_file("/files/a.bin")          // where a PUT stored it
 //   nginx.requests()                           // the access log, parsed
 //
-// Locations: /files/ (WebDAV PUT, any size), /fail503/, /fail403/, and
+// Locations: /files/ (WebDAV PUT, any size), /fail503/, /fail403/,
+// /flaky/ (PUT like /files/, but 503 while set_flaky_down(true)), and
 // /redirect/ (302 to /files/x). The https listener uses a self-signed
 // certificate for 127.0.0.1, localhost and this machine's host name, generated
 // with the openssl command; ca_file() is that certificate. Without
@@ -99,6 +100,13 @@ class Nginx {
   }
 
   /// Where a PUT to PATH ("/files/a") is stored.
+  /// While down, /flaky/ answers 503; then it stores PUTs again (a target that recovers).
+  void set_flaky_down(bool down) const {
+    const std::filesystem::path flag = dir_.path() / "flaky-down";
+    if (down) std::ofstream(flag) << "down\n";
+    else std::filesystem::remove(flag);
+  }
+
   [[nodiscard]] std::filesystem::path stored_file(std::string_view path) const {
     while (!path.empty() && path.front() == '/') path.remove_prefix(1);
     return dir_ / "www" / std::filesystem::path(std::string(path));
@@ -226,6 +234,12 @@ class Nginx {
     conf << "    server_name _;\n"
          << "    root \"" << d << "/www\";\n"
          << "    location /files/ {\n"
+         << "      dav_methods PUT;\n"
+         << "      create_full_put_path on;\n"
+         << "      client_max_body_size 0;\n"
+         << "    }\n"
+         << "    location /flaky/ {\n"
+         << "      if (-f \"" << d << "/flaky-down\") { return 503; }\n"
          << "      dav_methods PUT;\n"
          << "      create_full_put_path on;\n"
          << "      client_max_body_size 0;\n"

@@ -541,3 +541,20 @@ TEST_SUITE("upload.curl") {
     uploader.upload(none);
   }
 }
+
+TEST_CASE("upload.curl: the fixture's /flaky/ location answers 503 while down, then stores") {
+  Nginx nginx;
+  CurlUploader uploader(test_options(1));
+  const std::string url = nginx.url("/flaky/f.bin");
+  PartsBody body({"ab", "cd"});
+  nginx.set_flaky_down(true);
+  UploadJob down = job_for(url, body);
+  uploader.upload(std::span<UploadJob>(&down, 1));
+  CHECK(down.status == UploadStatus::retryable);
+  CHECK(down.http_status == 503);
+  nginx.set_flaky_down(false);
+  UploadJob up = job_for(url, body);
+  uploader.upload(std::span<UploadJob>(&up, 1));
+  CHECK(up.status == UploadStatus::success);
+  CHECK(file_bytes(nginx.stored_file("/flaky/f.bin")) == "abcd");
+}
