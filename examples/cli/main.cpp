@@ -102,9 +102,15 @@ class Replayer {
   void document(std::string_view text, const std::string& file, std::uint64_t line) {
     if (source::trim_json_space(text).empty()) return;
     buffer_.assign(text);
+    padded_document(buffer_.view(), file, line);
+  }
+
+  // A document that already sits in a padded buffer (a whole file): no copy.
+  void padded_document(simdjson::padded_string_view text, const std::string& file,
+                       std::uint64_t line) {
     reply_.clear();
     const source::LineId id{name_files_ ? file : std::string(), line};
-    const source::DocumentKind kind = handler_.handle(buffer_.view(), format_, id, reply_);
+    const source::DocumentKind kind = handler_.handle(text, format_, id, reply_);
     if (kind == source::DocumentKind::lambda || kind == source::DocumentKind::firehose) {
       reply_ += '\n';
       std::fwrite(reply_.data(), 1, reply_.size(), stdout);
@@ -114,13 +120,14 @@ class Replayer {
     }
   }
 
-  void content(std::string_view content, const std::string& file) {
-    if (format_ == source::InputFormat::ndjson || !source::is_single_document(content)) {
-      source::for_each_line(content, [&](std::string_view line, std::uint64_t number) {
+  void content(const simdjson::padded_string& content, const std::string& file) {
+    const std::string_view text(content.data(), content.size());
+    if (format_ == source::InputFormat::ndjson || !source::is_single_document(text)) {
+      source::for_each_line(text, [&](std::string_view line, std::uint64_t number) {
         document(line, file, number);
       });
-    } else {
-      document(content, file, 1);
+    } else if (!source::trim_json_space(text).empty()) {
+      padded_document(content, file, 1);
     }
   }
 
@@ -143,6 +150,13 @@ std::optional<std::string> read_file(const std::string& path) {
   if (!in) return std::nullopt;
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return std::nullopt;
+  return content;
+}
+
+// Reads a file straight into simdjson's padded buffer (no second copy).
+std::optional<simdjson::padded_string> read_padded_file(const std::string& path) {
+  simdjson::padded_string content;
+  if (simdjson::padded_string::load(path).get(content) != simdjson::SUCCESS) return std::nullopt;
   return content;
 }
 
@@ -224,7 +238,7 @@ int run_replay(const ReplayOptions& options) {
       replayer.stream(std::cin, file);
       continue;
     }
-    std::optional<std::string> content = read_file(file);
+    std::optional<simdjson::padded_string> content = read_padded_file(file);
     if (!content) {
       logger.error("cannot read file", {{"file", file}, {"error", std::strerror(errno)}});
       unreadable = true;
