@@ -93,7 +93,9 @@ struct UploadJob {
   UploadStatus status = UploadStatus::retryable;
   long http_status = 0;     // the last HTTP status seen, 0 when none
   unsigned attempts = 0;    // how many requests were made
-  ErrorCode error = ErrorCode::ok;  // upload_failed, upload_refused or endpoint_not_allowed
+  // upload_failed (retryable), upload_refused (permanent), or for a URL refused
+  // before connecting endpoint_invalid, endpoint_scheme or endpoint_not_allowed.
+  ErrorCode error = ErrorCode::ok;
   std::string message;      // why, for logs: "HTTP 503", "connection refused", ...
 };
 

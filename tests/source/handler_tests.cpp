@@ -147,7 +147,7 @@ TEST_CASE("bare chunks: uploaded at flush, counted in the summary") {
   CHECK(h.uploader.calls.size() == 1);
   CHECK(h.handler.chunk_summary().json() ==
         R"({"records":4,"uploaded":1,"duplicates":1,"rejected":[2],"failed":[]})");
-  CHECK(h.log.text().find(R"("record":"2","error":"invalid_json")") != std::string::npos);
+  CHECK(h.log.text().find(R"("record":2,"error":"invalid_json")") != std::string::npos);
 }
 
 TEST_CASE("line ids name the file when several files are read") {
@@ -165,7 +165,7 @@ TEST_CASE("envelopes that are not events are bad_event; forced formats are obeye
   CHECK(h.handle(chunk(endpoint, 0, 1, "x"), reply, {"", 9}, source::InputFormat::lambda) ==
         source::DocumentKind::bad_event);
   CHECK(reply.empty());
-  CHECK(h.log.text().find(R"("msg":"not a recognised event","record":"9","error":"bad_event")") !=
+  CHECK(h.log.text().find(R"("msg":"not a recognised event","record":9,"error":"bad_event")") !=
         std::string::npos);
   // A record whose own envelope lacks data is rejected; the others go on.
   CHECK(h.handle(R"({"Records":[{"kinesis":{"sequenceNumber":"7"}},{"kinesis":{"sequenceNumber":"8","data":")" +
@@ -204,4 +204,15 @@ TEST_CASE("dead letters keep every rejected record, and the body of a refused up
   CHECK(read(files[2]).find("\"error\":\"upload_refused\"") != std::string::npos);
   CHECK((std::filesystem::status(files[0]).permissions() & std::filesystem::perms::all) ==
         (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+}
+
+TEST_CASE("a bare chunk's log id is its line number, or file:line when files are named") {
+  Harness h;
+  std::string reply;
+  h.handle("[]", reply, {"", 4});
+  h.handle("[]", reply, {"b.ndjson", 6});
+  h.handler.flush_chunks();
+  const std::string log = h.log.text();
+  CHECK(log.find(R"("record":4,"error":"not_an_object")") != std::string::npos);
+  CHECK(log.find(R"("record":"b.ndjson:6","error":"not_an_object")") != std::string::npos);
 }

@@ -40,6 +40,10 @@ struct LineId {
   [[nodiscard]] std::string text() const {
     return file.empty() ? std::to_string(line) : file + ":" + std::to_string(line);
   }
+  /// The "record" field of a log line: a number, or a string when a file is named.
+  [[nodiscard]] LogField log_field(const std::string& text) const {
+    return file.empty() ? LogField("record", line) : LogField("record", text);
+  }
   /// As a JSON value: a number, or a string when a file is named.
   void append_json(std::string& out) const {
     if (file.empty()) out += std::to_string(line);
@@ -107,9 +111,11 @@ class EventHandler {
                                    : read_firehose_event(event_parser_, document, records_);
     if (envelope != ErrorCode::ok) {
       any_problem_ = true;
-      logger_.error("not a recognised event", {{"record", line.text()}, {"error", error_code_name(envelope)}});
+      const std::string id = line.text();
+      logger_.error("not a recognised event",
+                    {line.log_field(id), {"error", error_code_name(envelope)}});
       if (dead_letter_)
-        dead_letter_->write({line.text(), envelope, error_message(envelope), "event",
+        dead_letter_->write({id, envelope, error_message(envelope), "event",
                              std::string_view(document.data(), document.size()), {}});
       return DocumentKind::bad_event;
     }
@@ -117,7 +123,7 @@ class EventHandler {
     for (const EnvelopeRecord& record : records_) add_envelope_record(record);
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
     for (std::size_t i = 0; i < records_.size(); ++i)
-      report(records_[i].id, outcomes[i], records_[i].data, {});
+      report(LogField("record", records_[i].id), records_[i].id, outcomes[i], records_[i].data, {});
     if (kind == DocumentKind::lambda) write_kinesis_reply(records_, outcomes, reply);
     else write_firehose_reply(records_, outcomes, reply);
     return kind;
@@ -130,7 +136,8 @@ class EventHandler {
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
     for (std::size_t i = 0; i < chunk_ids_.size(); ++i) {
       const RecordOutcome& outcome = outcomes[i];
-      report(chunk_ids_[i].text(), outcome, {}, chunk_lines_[i]);
+      const std::string id = chunk_ids_[i].text();
+      report(chunk_ids_[i].log_field(id), id, outcome, {}, chunk_lines_[i]);
       ++summary_.records;
       switch (outcome.outcome) {
         case Outcome::accepted: break;
@@ -204,16 +211,17 @@ class EventHandler {
                         &body);
   }
 
-  void report(std::string_view id, const RecordOutcome& outcome, std::string_view data_base64,
-              std::string_view raw) {
+  // `record` is the log field naming the record, `id` its text (for dead letters).
+  void report(const LogField& record, std::string_view id, const RecordOutcome& outcome,
+              std::string_view data_base64, std::string_view raw) {
     switch (outcome.outcome) {
       case Outcome::accepted:
       case Outcome::duplicate:
         if (logger_.enabled(LogLevel::debug))
-          logger_.debug(outcome_name(outcome.outcome), {{"record", id}});
+          logger_.debug(outcome_name(outcome.outcome), {record});
         return;
       case Outcome::uploaded:
-        logger_.info("file uploaded", {{"record", id},
+        logger_.info("file uploaded", {record,
                                        {"endpoint", redact_url(outcome.endpoint)},
                                        {"bytes", outcome.bytes},
                                        {"sha256", outcome.sha256}});
@@ -226,7 +234,7 @@ class EventHandler {
     const std::string endpoint = outcome.endpoint.empty() ? std::string() : redact_url(outcome.endpoint);
     logger_.log(rejected ? LogLevel::error : LogLevel::warn,
                 rejected ? "record rejected" : "record failed; it will be retried",
-                {{"record", id},
+                {record,
                  {"error", error_code_name(outcome.error)},
                  {"message", outcome.message},
                  {"endpoint", endpoint}});
