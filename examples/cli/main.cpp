@@ -5,8 +5,8 @@
 //
 // A thin adapter: input framing, options and output only; everything else is
 // the library (EventHandler, Reassembler, Splitter).
-#include <CLI/CLI.hpp>
 #include <simdjson.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -123,9 +123,8 @@ class Replayer {
   void content(const simdjson::padded_string& content, const std::string& file) {
     const std::string_view text(content.data(), content.size());
     if (format_ == source::InputFormat::ndjson || !source::is_single_document(text)) {
-      source::for_each_line(text, [&](std::string_view line, std::uint64_t number) {
-        document(line, file, number);
-      });
+      source::for_each_line(
+          text, [&](std::string_view line, std::uint64_t number) { document(line, file, number); });
     } else if (!source::trim_json_space(text).empty()) {
       padded_document(content, file, 1);
     }
@@ -217,7 +216,8 @@ int run_replay(const ReplayOptions& options) {
   CurlUploader uploader(upload_options);
 
   ReassemblerOptions reassembler_options;
-  reassembler_options.limits = {options.max_partitions, options.max_part_bytes, options.max_file_bytes};
+  reassembler_options.limits = {options.max_partitions, options.max_part_bytes,
+                                options.max_file_bytes};
   reassembler_options.policy = policy;
   Reassembler reassembler(store, uploader, reassembler_options);
 
@@ -225,9 +225,12 @@ int run_replay(const ReplayOptions& options) {
   if (dead_letter) handler.set_dead_letter(&*dead_letter);
 
   source::InputFormat format = source::InputFormat::detect;
-  if (options.format == "lambda") format = source::InputFormat::lambda;
-  else if (options.format == "firehose") format = source::InputFormat::firehose;
-  else if (options.format == "ndjson") format = source::InputFormat::ndjson;
+  if (options.format == "lambda")
+    format = source::InputFormat::lambda;
+  else if (options.format == "firehose")
+    format = source::InputFormat::firehose;
+  else if (options.format == "ndjson")
+    format = source::InputFormat::ndjson;
 
   std::vector<std::string> files = options.files;
   if (files.empty()) files.emplace_back("-");
@@ -260,9 +263,12 @@ int run_split(const SplitCommandOptions& options) {
   SplitOptions split;
   split.chunk_size = options.chunk_size;
   split.records_per_event = options.records_per_event;
-  if (options.format == "lambda") split.format = SplitFormat::lambda;
-  else if (options.format == "firehose") split.format = SplitFormat::firehose;
-  else split.format = SplitFormat::ndjson;
+  if (options.format == "lambda")
+    split.format = SplitFormat::lambda;
+  else if (options.format == "firehose")
+    split.format = SplitFormat::firehose;
+  else
+    split.format = SplitFormat::ndjson;
   if (split.chunk_size == 0) return usage_error("--chunk-size must be at least 1");
   if (split.records_per_event == 0) return usage_error("--records-per-event must be at least 1");
 
@@ -290,14 +296,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   ReplayOptions replay;
-  CLI::App* replay_cmd = app.add_subcommand("replay", "Feed events or chunk records to one Reassembler");
+  CLI::App* replay_cmd =
+      app.add_subcommand("replay", "Feed events or chunk records to one Reassembler");
   replay_cmd->add_option("FILE", replay.files, "Input files ('-' or none: standard input)");
   replay_cmd->add_option("--format", replay.format, "Input kind (default: detected per file)")
       ->check(CLI::IsMember({"detect", "lambda", "firehose", "ndjson"}));
   replay_cmd->add_option("--store", replay.store, "State store URL (memory:)")
       ->envname("FILEBUILDER_STORE");
-  replay_cmd->add_option("--allow-host", replay.allow_hosts,
-                         "HOST[:PORT] that may be reached over http and on private addresses")
+  replay_cmd
+      ->add_option("--allow-host", replay.allow_hosts,
+                   "HOST[:PORT] that may be reached over http and on private addresses")
       ->allow_extra_args(false)
       ->envname("FILEBUILDER_ALLOW_HOSTS");
   replay_cmd->add_option("--ca-file", replay.ca_file, "Extra trusted CA certificate (PEM)")
@@ -312,15 +320,23 @@ int main(int argc, char** argv) {
       ->envname("FILEBUILDER_MAX_PART_BYTES");
   replay_cmd->add_option("--max-file-bytes", replay.max_file_bytes, "Most bytes per file")
       ->envname("FILEBUILDER_MAX_FILE_BYTES");
-  replay_cmd->add_option("--max-memory-bytes", replay.max_memory_bytes, "Most bytes the memory store holds")
+  replay_cmd
+      ->add_option("--max-memory-bytes", replay.max_memory_bytes,
+                   "Most bytes the memory store holds")
       ->envname("FILEBUILDER_MAX_MEMORY_BYTES");
   replay_cmd->add_option("--max-open-files", replay.max_open_files, "Most unfinished files")
       ->envname("FILEBUILDER_MAX_OPEN_FILES");
-  replay_cmd->add_option("--expire-after", replay.expire_after, "Seconds before an abandoned file is dropped")
+  replay_cmd
+      ->add_option("--expire-after", replay.expire_after,
+                   "Seconds before an abandoned file is dropped")
       ->envname("FILEBUILDER_EXPIRE_AFTER");
-  replay_cmd->add_option("--upload-attempts", replay.upload_attempts, "Requests per upload, retries included")
+  replay_cmd
+      ->add_option("--upload-attempts", replay.upload_attempts,
+                   "Requests per upload, retries included")
       ->envname("FILEBUILDER_UPLOAD_ATTEMPTS");
-  replay_cmd->add_option("--retry-backoff-ms", replay.retry_backoff_ms, "First retry delay (doubles, jittered)")
+  replay_cmd
+      ->add_option("--retry-backoff-ms", replay.retry_backoff_ms,
+                   "First retry delay (doubles, jittered)")
       ->envname("FILEBUILDER_RETRY_BACKOFF_MS");
   replay_cmd->add_option("--upload-timeout", replay.upload_timeout, "Seconds per upload attempt")
       ->envname("FILEBUILDER_UPLOAD_TIMEOUT");

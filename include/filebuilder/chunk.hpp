@@ -78,7 +78,12 @@ class ChunkParser {
 
 namespace detail {
 
-enum ChunkField : unsigned { field_endpoint = 1, field_partition = 2, field_count = 4, field_content = 8 };
+enum ChunkField : unsigned {
+  field_endpoint = 1,
+  field_partition = 2,
+  field_count = 4,
+  field_content = 8
+};
 
 // JSON's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 [[nodiscard]] constexpr bool is_json_number(std::string_view token) noexcept {
@@ -89,8 +94,10 @@ enum ChunkField : unsigned { field_endpoint = 1, field_partition = 2, field_coun
     return i - start;
   };
   if (i < token.size() && token[i] == '-') ++i;
-  if (i < token.size() && token[i] == '0') ++i;
-  else if (digits() == 0) return false;
+  if (i < token.size() && token[i] == '0')
+    ++i;
+  else if (digits() == 0)
+    return false;
   if (i < token.size() && token[i] == '.') {
     ++i;
     if (digits() == 0) return false;
@@ -203,7 +210,8 @@ inline ErrorCode ChunkParser::parse_padded(simdjson::padded_string_view record, 
 inline ErrorCode ChunkParser::classify_failure(simdjson::padded_string_view record) {
   if (!validator_) {
     validator_ = std::make_unique<simdjson::dom::parser>();
-    if (validator_->allocate(4096, max_chunk_depth) != simdjson::SUCCESS) return ErrorCode::invalid_json;
+    if (validator_->allocate(4096, max_chunk_depth) != simdjson::SUCCESS)
+      return ErrorCode::invalid_json;
   }
   simdjson::dom::element element;
   const auto error = validator_->parse(record.data(), record.size(), false).get(element);

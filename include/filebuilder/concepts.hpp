@@ -91,12 +91,12 @@ struct UploadJob {
   BodyReader* body = nullptr;
 
   UploadStatus status = UploadStatus::retryable;
-  long http_status = 0;     // the last HTTP status seen, 0 when none
-  unsigned attempts = 0;    // how many requests were made
+  long http_status = 0;   // the last HTTP status seen, 0 when none
+  unsigned attempts = 0;  // how many requests were made
   // upload_failed (retryable), upload_refused (permanent), or for a URL refused
   // before connecting endpoint_invalid, endpoint_scheme or endpoint_not_allowed.
   ErrorCode error = ErrorCode::ok;
-  std::string message;      // why, for logs: "HTTP 503", "connection refused", ...
+  std::string message;  // why, for logs: "HTTP 503", "connection refused", ...
 };
 
 /// Sends bodies with HTTP PUT and no Content-Type header. upload() runs every

@@ -1,7 +1,8 @@
 // filebuilder: a dead-letter directory, so that rejected input is never lost.
 //
 // One JSON file per rejected record, `<utc-timestamp>-<record-id-sanitised>.json`:
-//   {"record":"...","error":"bad_base64","message":"...","source":"lambda","data":"<base64 of the raw record>"}
+//   {"record":"...","error":"bad_base64","message":"...","source":"lambda","data":"<base64 of the
+//   raw record>"}
 // A permanent upload refusal also keeps the assembled body beside it as `.bin`.
 // Files are created 0600 in a 0700 directory.
 #pragma once
@@ -27,11 +28,11 @@
 namespace filebuilder {
 
 struct DeadLetter {
-  std::string_view record;   // the record's id as logged
+  std::string_view record;  // the record's id as logged
   ErrorCode error = ErrorCode::ok;
   std::string_view message;
-  std::string_view source;   // "lambda", "firehose", "ndjson", ...
-  std::string_view data;     // the raw record bytes (written as base64)
+  std::string_view source;       // "lambda", "firehose", "ndjson", ...
+  std::string_view data;         // the raw record bytes (written as base64)
   std::string_view data_base64;  // or the raw record already in base64 (envelope data)
 };
 
@@ -116,7 +117,8 @@ class DeadLetterBox {
     const auto now = std::chrono::system_clock::now();
     const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
     const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::tm utc{};
     gmtime_r(&seconds, &utc);
     char buffer[40];
@@ -128,8 +130,8 @@ class DeadLetterBox {
   static std::string sanitise(std::string_view id) {
     std::string out;
     for (char c : id.substr(0, 120)) {
-      const bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '-' || c == '_' || c == '.';
+      const bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
       out += safe ? c : '_';
     }
     return out.empty() ? "record" : out;

@@ -139,9 +139,9 @@ class [[nodiscard]] Result {
 }  // namespace filebuilder
 
 /// Returns early from the enclosing function with the error of EXPR, if any.
-#define FILEBUILDER_TRY(EXPR)                                                 \
-  do {                                                                        \
-    if (::filebuilder::ErrorCode fb_try_error_ = (EXPR);                      \
-        fb_try_error_ != ::filebuilder::ErrorCode::ok)                        \
-      return fb_try_error_;                                                   \
+#define FILEBUILDER_TRY(EXPR)                            \
+  do {                                                   \
+    if (::filebuilder::ErrorCode fb_try_error_ = (EXPR); \
+        fb_try_error_ != ::filebuilder::ErrorCode::ok)   \
+      return fb_try_error_;                              \
   } while (false)

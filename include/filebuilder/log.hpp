@@ -1,5 +1,6 @@
 // filebuilder: JSON-lines logging for the adapters, one object per line:
-//   {"ts":"2026-11-25T10:00:00.123Z","level":"error","msg":"record rejected","record":"4959...","error":"bad_base64"}
+//   {"ts":"2026-11-25T10:00:00.123Z","level":"error","msg":"record
+//   rejected","record":"4959...","error":"bad_base64"}
 // Endpoints are credentials (presigned URLs): log them through redact_url().
 #pragma once
 
@@ -34,12 +35,18 @@ enum class LogLevel : std::uint8_t { debug, info, warn, error, off };
 [[nodiscard]] inline bool parse_log_level(std::string_view text, LogLevel& out) noexcept {
   std::string lower;
   for (char c : text) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  if (lower == "debug" || lower == "trace") out = LogLevel::debug;
-  else if (lower == "info") out = LogLevel::info;
-  else if (lower == "warn" || lower == "warning") out = LogLevel::warn;
-  else if (lower == "error" || lower == "fatal") out = LogLevel::error;
-  else if (lower == "off" || lower == "none") out = LogLevel::off;
-  else return false;
+  if (lower == "debug" || lower == "trace")
+    out = LogLevel::debug;
+  else if (lower == "info")
+    out = LogLevel::info;
+  else if (lower == "warn" || lower == "warning")
+    out = LogLevel::warn;
+  else if (lower == "error" || lower == "fatal")
+    out = LogLevel::error;
+  else if (lower == "off" || lower == "none")
+    out = LogLevel::off;
+  else
+    return false;
   return true;
 }
 
@@ -92,10 +99,18 @@ class Logger {
     std::fflush(out_);
   }
 
-  void debug(std::string_view msg, std::initializer_list<LogField> f = {}) { log(LogLevel::debug, msg, f); }
-  void info(std::string_view msg, std::initializer_list<LogField> f = {}) { log(LogLevel::info, msg, f); }
-  void warn(std::string_view msg, std::initializer_list<LogField> f = {}) { log(LogLevel::warn, msg, f); }
-  void error(std::string_view msg, std::initializer_list<LogField> f = {}) { log(LogLevel::error, msg, f); }
+  void debug(std::string_view msg, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::debug, msg, f);
+  }
+  void info(std::string_view msg, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::info, msg, f);
+  }
+  void warn(std::string_view msg, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::warn, msg, f);
+  }
+  void error(std::string_view msg, std::initializer_list<LogField> f = {}) {
+    log(LogLevel::error, msg, f);
+  }
 
  private:
   static void append_fields(std::string& line, std::initializer_list<LogField> fields) {
@@ -120,7 +135,8 @@ class Logger {
     const auto now = std::chrono::system_clock::now();
     const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
     const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::tm utc{};
     gmtime_r(&seconds, &utc);
     char buffer[32];

@@ -96,10 +96,10 @@ class Reassembler {
       reject(outcome, error);
       return index;
     }
-    const PutOutcome put = store_.put_part(
-        PartInfo{chunk.put_endpoint, chunk.partition, chunk.partition_count,
-                 options_.limits.max_file_bytes},
-        std::string_view(part_.data(), part_size_));
+    const PutOutcome put =
+        store_.put_part(PartInfo{chunk.put_endpoint, chunk.partition, chunk.partition_count,
+                                 options_.limits.max_file_bytes},
+                        std::string_view(part_.data(), part_size_));
     if (put.error != ErrorCode::ok) {
       // A full or unreachable store is transient: the record is retried, never dropped.
       if (put.error == ErrorCode::store_full || put.error == ErrorCode::store_unavailable)
@@ -202,9 +202,7 @@ class Reassembler {
       case ClaimStatus::finished:    // someone uploaded it meanwhile
       case ClaimStatus::incomplete:  // expired meanwhile
         return;
-      case ClaimStatus::unavailable:
-        fail(outcome, ErrorCode::store_unavailable, {});
-        return;
+      case ClaimStatus::unavailable: fail(outcome, ErrorCode::store_unavailable, {}); return;
     }
     outcome.endpoint = std::string(endpoint);
     Result<std::unique_ptr<BodyReader>> body = store_.open_body(endpoint);

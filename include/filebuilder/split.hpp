@@ -169,12 +169,9 @@ class Splitter {
 
 constexpr std::string_view split_format_name(SplitFormat format) noexcept {
   switch (format) {
-    case SplitFormat::ndjson:
-      return "ndjson";
-    case SplitFormat::lambda:
-      return "lambda";
-    case SplitFormat::firehose:
-      return "firehose";
+    case SplitFormat::ndjson: return "ndjson";
+    case SplitFormat::lambda: return "lambda";
+    case SplitFormat::firehose: return "firehose";
   }
   return "unknown";
 }
@@ -193,8 +190,7 @@ constexpr std::string_view validate_split_options(const SplitOptions& options) n
   switch (options.format) {
     case SplitFormat::ndjson:
     case SplitFormat::lambda:
-    case SplitFormat::firehose:
-      return {};
+    case SplitFormat::firehose: return {};
   }
   return "unknown split format";
 }

@@ -46,11 +46,13 @@ TEST_CASE("field order, whitespace, unknown fields and escapes are accepted") {
 TEST_CASE("the parser is reusable and keeps no state between records") {
   ChunkParser parser;
   Chunk chunk;
-  REQUIRE(parser.parse(R"({"putEndpoint":"https://a/1","partition":0,"partitionCount":2,"content":"QQ=="})",
-                       chunk) == ErrorCode::ok);
+  REQUIRE(parser.parse(
+              R"({"putEndpoint":"https://a/1","partition":0,"partitionCount":2,"content":"QQ=="})",
+              chunk) == ErrorCode::ok);
   CHECK(parser.parse("{", chunk) == ErrorCode::invalid_json);
-  REQUIRE(parser.parse(R"({"putEndpoint":"https://a/2","partition":1,"partitionCount":2,"content":"Qg=="})",
-                       chunk) == ErrorCode::ok);
+  REQUIRE(parser.parse(
+              R"({"putEndpoint":"https://a/2","partition":1,"partitionCount":2,"content":"Qg=="})",
+              chunk) == ErrorCode::ok);
   CHECK(chunk.put_endpoint == "https://a/2");
   CHECK(chunk.partition == 1);
 }
@@ -64,13 +66,13 @@ TEST_CASE("every parse error has its own code") {
     CHECK(parse("   ") == ErrorCode::invalid_json);
     CHECK(parse("{") == ErrorCode::invalid_json);
     CHECK(parse("not json") == ErrorCode::invalid_json);
-    CHECK(parse("{" + ep + tail) == ErrorCode::invalid_json);             // unterminated
-    CHECK(parse("{" + ep + tail + "}}") == ErrorCode::invalid_json);      // trailing
-    CHECK(parse("{" + ep + tail + "} {}") == ErrorCode::invalid_json);    // two documents
+    CHECK(parse("{" + ep + tail) == ErrorCode::invalid_json);                  // unterminated
+    CHECK(parse("{" + ep + tail + "}}") == ErrorCode::invalid_json);           // trailing
+    CHECK(parse("{" + ep + tail + "} {}") == ErrorCode::invalid_json);         // two documents
     CHECK(parse("{" + ep + tail + ",\"x\":tru}") == ErrorCode::invalid_json);  // bad unknown value
     CHECK(parse("{" + ep + tail + ",\"x\":[1,}") == ErrorCode::invalid_json);
     CHECK(parse("{" + ep + "\"partition\":0 \"partitionCount\":1,\"content\":\"\"}") ==
-          ErrorCode::invalid_json);                                           // missing comma
+          ErrorCode::invalid_json);  // missing comma
     CHECK(parse("{\"putEndpoint\":\"https://a/\x01\"," + tail + "}") == ErrorCode::invalid_json);
     CHECK(parse("{\"putEndpoint\":\"https://a/\xff\"," + tail + "}") == ErrorCode::invalid_json);
     CHECK(parse("{" + ep + "\"partition\":01,\"partitionCount\":1,\"content\":\"\"}") ==
@@ -114,15 +116,15 @@ TEST_CASE("every parse error has its own code") {
   SUBCASE("invalid_partition") {
     for (std::string value : {"-1", "1.5", "1.0", "1e2", "18446744073709551616", "-0.0"}) {
       CAPTURE(value);
-      CHECK(parse("{" + ep + "\"partition\":" + value + ",\"partitionCount\":1000,\"content\":\"\"}") ==
-            ErrorCode::invalid_partition);
+      CHECK(parse("{" + ep + "\"partition\":" + value +
+                  ",\"partitionCount\":1000,\"content\":\"\"}") == ErrorCode::invalid_partition);
     }
   }
   SUBCASE("invalid_partition_count") {
     for (std::string value : {"0", "-3", "2.5", "1e3", "99999999999999999999"}) {
       CAPTURE(value);
-      CHECK(parse("{" + ep + "\"partition\":0,\"partitionCount\":" + value + ",\"content\":\"\"}") ==
-            ErrorCode::invalid_partition_count);
+      CHECK(parse("{" + ep + "\"partition\":0,\"partitionCount\":" + value +
+                  ",\"content\":\"\"}") == ErrorCode::invalid_partition_count);
     }
   }
   SUBCASE("partition_out_of_range") {

@@ -31,8 +31,9 @@ int main() {
   CollectingUploader uploader;
   filebuilder::Reassembler reassembler(store, uploader);
   filebuilder::Splitter splitter({.chunk_size = 5});
-  splitter.add_file("https://bucket.example.com/f.txt", file,
-                    [&](std::string_view line) { reassembler.add(line.substr(0, line.size() - 1)); });
+  splitter.add_file("https://bucket.example.com/f.txt", file, [&](std::string_view line) {
+    reassembler.add(line.substr(0, line.size() - 1));
+  });
   for (const auto& outcome : reassembler.flush())
     if (!outcome.ok()) return 1;
   if (uploader.body != file) return 1;

@@ -117,10 +117,14 @@ TEST_CASE("bad records are rejected with their own code and the batch goes on") 
   Fixture f;
   f.reassembler.add(chunk(a, 0, 2, "AA"));
   f.reassembler.add("{not json");
-  f.reassembler.add(R"({"putEndpoint":"https://bucket.example.com/a.bin","partition":0,"partitionCount":1,"content":"!!!!"})");
-  f.reassembler.add(R"({"putEndpoint":"http://bucket.example.com/c","partition":0,"partitionCount":1,"content":""})");
-  f.reassembler.add(R"({"putEndpoint":"https://127.0.0.1/c","partition":0,"partitionCount":1,"content":""})");
-  f.reassembler.add(R"({"putEndpoint":"ftp://bucket.example.com/c","partition":0,"partitionCount":1,"content":""})");
+  f.reassembler.add(
+      R"({"putEndpoint":"https://bucket.example.com/a.bin","partition":0,"partitionCount":1,"content":"!!!!"})");
+  f.reassembler.add(
+      R"({"putEndpoint":"http://bucket.example.com/c","partition":0,"partitionCount":1,"content":""})");
+  f.reassembler.add(
+      R"({"putEndpoint":"https://127.0.0.1/c","partition":0,"partitionCount":1,"content":""})");
+  f.reassembler.add(
+      R"({"putEndpoint":"ftp://bucket.example.com/c","partition":0,"partitionCount":1,"content":""})");
   f.reassembler.add(chunk(a, 1, 2, "BB"));
   const auto outcomes = f.reassembler.flush();
   REQUIRE(outcomes.size() == 7);
@@ -153,7 +157,8 @@ TEST_CASE("limits: part size, partition count, file size, store bytes") {
   CHECK(too_big.error == ErrorCode::file_too_large);
   // The store's byte bound is transient: failed, not rejected.
   for (int i = 0; i < 64; ++i) {
-    const RecordOutcome outcome = f.process(chunk("https://x.example.com/" + std::to_string(i), 0, 2, "1234"));
+    const RecordOutcome outcome =
+        f.process(chunk("https://x.example.com/" + std::to_string(i), 0, 2, "1234"));
     if (outcome.outcome == Outcome::failed) {
       CHECK(outcome.error == ErrorCode::store_full);
       CHECK(f.store.bytes_held() <= 4096);
@@ -210,12 +215,13 @@ TEST_CASE("files completed in one batch are uploaded together, each once") {
 TEST_CASE("the upload hook sees the body before the parts are dropped") {
   Fixture f;
   std::string seen;
-  f.reassembler.set_on_upload_done([&](std::size_t index, RecordOutcome& outcome, BodyReader& body) {
-    CHECK(index == 1);
-    seen.resize(body.size());
-    REQUIRE(body.read_at(0, std::span<char>(seen.data(), seen.size())).ok());
-    outcome.sha256 = "set by hook";
-  });
+  f.reassembler.set_on_upload_done(
+      [&](std::size_t index, RecordOutcome& outcome, BodyReader& body) {
+        CHECK(index == 1);
+        seen.resize(body.size());
+        REQUIRE(body.read_at(0, std::span<char>(seen.data(), seen.size())).ok());
+        outcome.sha256 = "set by hook";
+      });
   f.reassembler.add(chunk(a, 1, 2, "world"));
   f.reassembler.add(chunk(a, 0, 2, "hello "));
   const auto outcomes = f.reassembler.flush();

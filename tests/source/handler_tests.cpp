@@ -42,7 +42,9 @@ std::string firehose_event(const std::vector<std::pair<std::string, std::string>
   return event + "]}";
 }
 
-std::string b64(std::string_view bytes) { return base64::encode(bytes); }
+std::string b64(std::string_view bytes) {
+  return base64::encode(bytes);
+}
 
 // Captures the log lines the handler writes.
 struct LogCapture {
@@ -73,8 +75,9 @@ struct Harness {
                               source::InputFormat format = source::InputFormat::detect) {
     padded = document;
     padded.resize(document.size() + simdjson::SIMDJSON_PADDING);
-    return handler.handle(simdjson::padded_string_view(padded.data(), document.size(), padded.size()),
-                          format, line, reply);
+    return handler.handle(
+        simdjson::padded_string_view(padded.data(), document.size(), padded.size()), format, line,
+        reply);
   }
 };
 
@@ -95,10 +98,14 @@ TEST_CASE("a Lambda Kinesis event: good and bad records, none of the bad ones li
   CHECK(h.uploader.calls[0].body == "hello world");
   CHECK(h.handler.any_problem());
   const std::string log = h.log.text();
-  CHECK(log.find(R"("msg":"record rejected","record":"102","error":"bad_record_data")") != std::string::npos);
-  CHECK(log.find(R"("msg":"record rejected","record":"103","error":"wrong_type")") != std::string::npos);
-  CHECK(log.find(R"("msg":"file uploaded","record":"104","endpoint":"https://bucket.example.com/f.bin","bytes":11,"sha256":")" +
-                 sha256_hex("hello world") + "\"") != std::string::npos);
+  CHECK(log.find(R"("msg":"record rejected","record":"102","error":"bad_record_data")") !=
+        std::string::npos);
+  CHECK(log.find(R"("msg":"record rejected","record":"103","error":"wrong_type")") !=
+        std::string::npos);
+  CHECK(
+      log.find(
+          R"("msg":"file uploaded","record":"104","endpoint":"https://bucket.example.com/f.bin","bytes":11,"sha256":")" +
+          sha256_hex("hello world") + "\"") != std::string::npos);
   CHECK(log.find("secret") == std::string::npos);  // presigned URLs are redacted
 }
 
@@ -106,11 +113,14 @@ TEST_CASE("a failed upload lists the completing record; redelivery heals the fil
   Harness h;
   h.uploader.script(endpoint, {UploadStatus::retryable});
   std::string reply;
-  h.handle(kinesis_event({{"1", b64(chunk(endpoint, 0, 2, "a"))}, {"2", b64(chunk(endpoint, 1, 2, "b"))}}),
+  h.handle(kinesis_event(
+               {{"1", b64(chunk(endpoint, 0, 2, "a"))}, {"2", b64(chunk(endpoint, 1, 2, "b"))}}),
            reply);
   CHECK(reply == R"({"batchItemFailures":[{"itemIdentifier":"2"}]})");
-  CHECK(h.log.text().find(R"("level":"warn","msg":"record failed; it will be retried","record":"2","error":"upload_failed")") !=
-        std::string::npos);
+  CHECK(
+      h.log.text().find(
+          R"("level":"warn","msg":"record failed; it will be retried","record":"2","error":"upload_failed")") !=
+      std::string::npos);
   reply.clear();
   h.handle(kinesis_event({{"2", b64(chunk(endpoint, 1, 2, "b"))}}), reply);
   CHECK(reply == R"({"batchItemFailures":[]})");
@@ -124,14 +134,16 @@ TEST_CASE("a Firehose event: every recordId back once, in order, with the audit 
   const std::string first = b64(chunk(endpoint, 0, 2, "hello "));
   const std::string bad = b64("nope");
   const std::string last = b64(chunk(endpoint, 1, 2, "world"));
-  CHECK(h.handle(firehose_event({{"r1", first}, {"r2", bad}, {"r3", first}, {"r4", last}}), reply) ==
-        source::DocumentKind::firehose);
-  const std::string audit = "{\"putEndpoint\":\"https://bucket.example.com/f.bin\",\"bytes\":11,\"sha256\":\"" +
-                            sha256_hex("hello world") + "\"}\n";
+  CHECK(h.handle(firehose_event({{"r1", first}, {"r2", bad}, {"r3", first}, {"r4", last}}),
+                 reply) == source::DocumentKind::firehose);
+  const std::string audit =
+      "{\"putEndpoint\":\"https://bucket.example.com/f.bin\",\"bytes\":11,\"sha256\":\"" +
+      sha256_hex("hello world") + "\"}\n";
   CHECK(reply == "{\"records\":[{\"recordId\":\"r1\",\"result\":\"Dropped\",\"data\":\"" + first +
                      "\"},{\"recordId\":\"r2\",\"result\":\"ProcessingFailed\",\"data\":\"" + bad +
                      "\"},{\"recordId\":\"r3\",\"result\":\"Dropped\",\"data\":\"" + first +
-                     "\"},{\"recordId\":\"r4\",\"result\":\"Ok\",\"data\":\"" + b64(audit) + "\"}]}");
+                     "\"},{\"recordId\":\"r4\",\"result\":\"Ok\",\"data\":\"" + b64(audit) +
+                     "\"}]}");
 }
 
 TEST_CASE("bare chunks: uploaded at flush, counted in the summary") {
@@ -154,7 +166,8 @@ TEST_CASE("line ids name the file when several files are read") {
   source::ChunkSummary summary;
   summary.rejected.push_back({"a.ndjson", 3});
   summary.failed.push_back({"", 7});
-  CHECK(summary.json() == R"({"records":0,"uploaded":0,"duplicates":0,"rejected":["a.ndjson:3"],"failed":[7]})");
+  CHECK(summary.json() ==
+        R"({"records":0,"uploaded":0,"duplicates":0,"rejected":["a.ndjson:3"],"failed":[7]})");
 }
 
 TEST_CASE("envelopes that are not events are bad_event; forced formats are obeyed") {
@@ -168,9 +181,11 @@ TEST_CASE("envelopes that are not events are bad_event; forced formats are obeye
   CHECK(h.log.text().find(R"("msg":"not a recognised event","record":9,"error":"bad_event")") !=
         std::string::npos);
   // A record whose own envelope lacks data is rejected; the others go on.
-  CHECK(h.handle(R"({"Records":[{"kinesis":{"sequenceNumber":"7"}},{"kinesis":{"sequenceNumber":"8","data":")" +
-                     b64(chunk(endpoint, 0, 1, "x")) + "\"}}]}",
-                 reply) == source::DocumentKind::lambda);
+  CHECK(
+      h.handle(
+          R"({"Records":[{"kinesis":{"sequenceNumber":"7"}},{"kinesis":{"sequenceNumber":"8","data":")" +
+              b64(chunk(endpoint, 0, 1, "x")) + "\"}}]}",
+          reply) == source::DocumentKind::lambda);
   CHECK(reply == R"({"batchItemFailures":[]})");
   CHECK(h.uploader.calls.size() == 1);
 }
@@ -189,15 +204,21 @@ TEST_CASE("dead letters keep every rejected record, and the body of a refused up
   CHECK((std::filesystem::status(box.dir()).permissions() & std::filesystem::perms::all) ==
         std::filesystem::perms::owner_all);
   std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(box.dir())) files.push_back(entry.path());
-  std::sort(files.begin(), files.end(), [](const auto& x, const auto& y) { return x.filename().string().substr(19) < y.filename().string().substr(19); });
+  for (const auto& entry : std::filesystem::directory_iterator(box.dir()))
+    files.push_back(entry.path());
+  std::sort(files.begin(), files.end(), [](const auto& x, const auto& y) {
+    return x.filename().string().substr(19) < y.filename().string().substr(19);
+  });
   REQUIRE(files.size() == 3);
   const auto read = [](const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   };
   CHECK(files[0].filename().string().ends_with("-11.json"));
-  CHECK(read(files[0]) == "{\"record\":\"11\",\"error\":\"missing_field\",\"message\":\"a required field is missing\",\"source\":\"lambda\",\"data\":\"" + bad + "\"}\n");
+  CHECK(read(files[0]) ==
+        "{\"record\":\"11\",\"error\":\"missing_field\",\"message\":\"a required field is "
+        "missing\",\"source\":\"lambda\",\"data\":\"" +
+            bad + "\"}\n");
   CHECK(files[1].filename().string().ends_with("-12.bin"));
   CHECK(read(files[1]) == "body!");
   CHECK(files[2].filename().string().ends_with("-12.json"));

@@ -12,7 +12,9 @@ using namespace filebuilder;
 namespace {
 
 Clock::time_point fake_now = Clock::time_point{} + std::chrono::hours(1000);
-Clock::time_point now_for_test() { return fake_now; }
+Clock::time_point now_for_test() {
+  return fake_now;
+}
 
 MemoryStoreOptions test_options() {
   MemoryStoreOptions options;
@@ -116,7 +118,7 @@ TEST_CASE("done-marks are bounded in count, oldest first") {
     REQUIRE(store.finish(key) == ErrorCode::ok);
   }
   CHECK(store.done_marks() == 3);
-  CHECK(store.put_part(part("f0", 0, 1), "x").status == PutStatus::stored);   // forgotten
+  CHECK(store.put_part(part("f0", 0, 1), "x").status == PutStatus::stored);    // forgotten
   CHECK(store.put_part(part("f4", 0, 1), "x").status == PutStatus::finished);  // remembered
 }
 
@@ -156,7 +158,8 @@ TEST_CASE("concurrent writers: every part stored once, exactly one claim wins") 
     for (int i = 0; i < parts; ++i) {
       const int index = (i + start) % parts;
       const std::string bytes = std::to_string(index);
-      const PutOutcome put = store.put_part(part("shared", static_cast<std::uint64_t>(index), parts), bytes);
+      const PutOutcome put =
+          store.put_part(part("shared", static_cast<std::uint64_t>(index), parts), bytes);
       REQUIRE(put.error == ErrorCode::ok);
       if (put.complete) {
         ++completions;

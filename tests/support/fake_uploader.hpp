@@ -48,11 +48,14 @@ class FakeUploader {
         it->second.pop_front();
       }
       job.status = status;
-      job.http_status = status == UploadStatus::success ? 200 : status == UploadStatus::retryable ? 503 : 403;
+      job.http_status = status == UploadStatus::success     ? 200
+                        : status == UploadStatus::retryable ? 503
+                                                            : 403;
       job.error = status == UploadStatus::success     ? ErrorCode::ok
                   : status == UploadStatus::retryable ? ErrorCode::upload_failed
                                                       : ErrorCode::upload_refused;
-      job.message = status == UploadStatus::success ? "" : "HTTP " + std::to_string(job.http_status);
+      job.message =
+          status == UploadStatus::success ? "" : "HTTP " + std::to_string(job.http_status);
     }
   }
 

@@ -103,8 +103,10 @@ class Nginx {
   /// While down, /flaky/ answers 503; then it stores PUTs again (a target that recovers).
   void set_flaky_down(bool down) const {
     const std::filesystem::path flag = dir_.path() / "flaky-down";
-    if (down) std::ofstream(flag) << "down\n";
-    else std::filesystem::remove(flag);
+    if (down)
+      std::ofstream(flag) << "down\n";
+    else
+      std::filesystem::remove(flag);
   }
 
   [[nodiscard]] std::filesystem::path stored_file(std::string_view path) const {

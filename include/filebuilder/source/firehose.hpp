@@ -47,7 +47,8 @@ namespace filebuilder::source {
       record.error = ErrorCode::bad_event;
     } else {
       record.error = detail::string_field(item, "recordId", record.id);
-      if (record.error == ErrorCode::ok) record.error = detail::string_field(item, "data", record.data);
+      if (record.error == ErrorCode::ok)
+        record.error = detail::string_field(item, "data", record.data);
     }
     // Without a recordId the record cannot be answered: the reply would be refused.
     if (record.id.empty()) return ErrorCode::bad_event;

@@ -46,8 +46,10 @@ struct LineId {
   }
   /// As a JSON value: a number, or a string when a file is named.
   void append_json(std::string& out) const {
-    if (file.empty()) out += std::to_string(line);
-    else filebuilder::detail::append_json_string(out, text());
+    if (file.empty())
+      out += std::to_string(line);
+    else
+      filebuilder::detail::append_json_string(out, text());
   }
 };
 
@@ -95,8 +97,8 @@ class EventHandler {
   /// Handles one document (an event, or a bare chunk unless the format is
   /// lambda or firehose). Appends an event's reply to `reply`. A bare chunk is
   /// added now and uploaded at flush_chunks() (or before the next event).
-  DocumentKind handle(simdjson::padded_string_view document, InputFormat format,
-                      const LineId& line, std::string& reply) {
+  DocumentKind handle(simdjson::padded_string_view document, InputFormat format, const LineId& line,
+                      std::string& reply) {
     DocumentKind kind = format == InputFormat::lambda     ? DocumentKind::lambda
                         : format == InputFormat::firehose ? DocumentKind::firehose
                         : format == InputFormat::ndjson   ? DocumentKind::chunk
@@ -115,8 +117,12 @@ class EventHandler {
       logger_.error("not a recognised event",
                     {line.log_field(id), {"error", error_code_name(envelope)}});
       if (dead_letter_)
-        dead_letter_->write({id, envelope, error_message(envelope), "event",
-                             std::string_view(document.data(), document.size()), {}});
+        dead_letter_->write({id,
+                             envelope,
+                             error_message(envelope),
+                             "event",
+                             std::string_view(document.data(), document.size()),
+                             {}});
       return DocumentKind::bad_event;
     }
     source_ = kind == DocumentKind::lambda ? "lambda" : "firehose";
@@ -124,8 +130,10 @@ class EventHandler {
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
     for (std::size_t i = 0; i < records_.size(); ++i)
       report(LogField("record", records_[i].id), records_[i].id, outcomes[i], records_[i].data, {});
-    if (kind == DocumentKind::lambda) write_kinesis_reply(records_, outcomes, reply);
-    else write_firehose_reply(records_, outcomes, reply);
+    if (kind == DocumentKind::lambda)
+      write_kinesis_reply(records_, outcomes, reply);
+    else
+      write_firehose_reply(records_, outcomes, reply);
     return kind;
   }
 
@@ -153,7 +161,9 @@ class EventHandler {
 
   [[nodiscard]] std::size_t pending_chunks() const noexcept { return chunk_ids_.size(); }
   [[nodiscard]] const ChunkSummary& chunk_summary() const noexcept { return summary_; }
-  [[nodiscard]] bool saw_chunks() const noexcept { return summary_.records > 0 || !chunk_ids_.empty(); }
+  [[nodiscard]] bool saw_chunks() const noexcept {
+    return summary_.records > 0 || !chunk_ids_.empty();
+  }
   /// Whether any record (or document) was rejected or failed so far.
   [[nodiscard]] bool any_problem() const noexcept { return any_problem_; }
 
@@ -162,7 +172,8 @@ class EventHandler {
     using namespace simdjson;
     ondemand::document doc;
     ondemand::object root;
-    if (event_parser_.iterate(document).get(doc) != SUCCESS || doc.get_object().get(root) != SUCCESS)
+    if (event_parser_.iterate(document).get(doc) != SUCCESS ||
+        doc.get_object().get(root) != SUCCESS)
       return DocumentKind::chunk;  // the chunk parser names the error
     for (auto field : root) {
       std::string_view key;
@@ -181,7 +192,8 @@ class EventHandler {
 
   void add_envelope_record(const EnvelopeRecord& record) {
     if (record.error != ErrorCode::ok) {
-      reassembler_.add_rejected(record.error, "the record's envelope lacks sequenceNumber/recordId or data");
+      reassembler_.add_rejected(record.error,
+                                "the record's envelope lacks sequenceNumber/recordId or data");
       return;
     }
     const std::size_t capacity = base64::max_decoded_size(record.data.size());
@@ -231,7 +243,8 @@ class EventHandler {
     }
     any_problem_ = true;
     const bool rejected = outcome.outcome == Outcome::rejected;
-    const std::string endpoint = outcome.endpoint.empty() ? std::string() : redact_url(outcome.endpoint);
+    const std::string endpoint =
+        outcome.endpoint.empty() ? std::string() : redact_url(outcome.endpoint);
     logger_.log(rejected ? LogLevel::error : LogLevel::warn,
                 rejected ? "record rejected" : "record failed; it will be retried",
                 {record,

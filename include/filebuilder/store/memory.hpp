@@ -125,8 +125,7 @@ class MemoryStore::Body final : public BodyReader {
 inline PutOutcome MemoryStore::put_part(const PartInfo& part, std::string_view bytes) {
   const Clock::time_point now = options_.now();
   std::lock_guard lock(mutex_);
-  if (done_.find(part.endpoint) != done_.end())
-    return {ErrorCode::ok, PutStatus::finished, false};
+  if (done_.find(part.endpoint) != done_.end()) return {ErrorCode::ok, PutStatus::finished, false};
 
   auto it = files_.find(part.endpoint);
   if (it == files_.end()) {
@@ -139,8 +138,7 @@ inline PutOutcome MemoryStore::put_part(const PartInfo& part, std::string_view b
     bytes_ += file_overhead + part.endpoint.size();
   }
   File& file = it->second;
-  if (file.partition_count != part.partition_count)
-    return {ErrorCode::partition_count_conflict};
+  if (file.partition_count != part.partition_count) return {ErrorCode::partition_count_conflict};
 
   PutOutcome outcome;
   auto existing = file.parts.find(part.partition);
@@ -255,8 +253,8 @@ inline bool MemoryStore::pending(std::string_view endpoint) const {
 }
 
 inline void MemoryStore::drop_file_locked(Map<File>::iterator it) {
-  bytes_ -= file_overhead + it->first.size() + it->second.bytes +
-            part_overhead * it->second.parts.size();
+  bytes_ -=
+      file_overhead + it->first.size() + it->second.bytes + part_overhead * it->second.parts.size();
   files_.erase(it);
 }
 
