@@ -130,10 +130,27 @@ class Replayer {
     }
   }
 
-  void stream(std::istream& in, const std::string& file) {
+  void stream(std::istream& in, const std::string& file, std::uint64_t number = 0) {
     std::string line;
-    std::uint64_t number = 0;
     while (std::getline(in, line)) document(line, file, ++number);
+  }
+
+  /// Replays a file; false if it cannot be read. NDJSON is streamed line by
+  /// line (memory stays flat whatever the file size); only a file that is one
+  /// document (an event, maybe pretty-printed) is read whole.
+  bool file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string first;
+    if (!in || (!std::getline(in, first) && in.bad())) return false;
+    if (format_ == source::InputFormat::ndjson || source::is_json_value(first)) {
+      document(first, path, 1);
+      stream(in, path, 1);
+      return !in.bad();
+    }
+    simdjson::padded_string content;
+    if (simdjson::padded_string::load(path).get(content) != simdjson::SUCCESS) return false;
+    this->content(content, path);
+    return true;
   }
 
  private:
@@ -149,13 +166,6 @@ std::optional<std::string> read_file(const std::string& path) {
   if (!in) return std::nullopt;
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return std::nullopt;
-  return content;
-}
-
-// Reads a file straight into simdjson's padded buffer (no second copy).
-std::optional<simdjson::padded_string> read_padded_file(const std::string& path) {
-  simdjson::padded_string content;
-  if (simdjson::padded_string::load(path).get(content) != simdjson::SUCCESS) return std::nullopt;
   return content;
 }
 
@@ -241,13 +251,10 @@ int run_replay(const ReplayOptions& options) {
       replayer.stream(std::cin, file);
       continue;
     }
-    std::optional<simdjson::padded_string> content = read_padded_file(file);
-    if (!content) {
+    if (!replayer.file(file)) {
       logger.error("cannot read file", {{"file", file}, {"error", std::strerror(errno)}});
       unreadable = true;
-      continue;
     }
-    replayer.content(*content, file);
   }
   handler.flush_chunks();
   if (handler.saw_chunks()) {

@@ -16,15 +16,12 @@ namespace filebuilder::source {
   return s.substr(first, s.find_last_not_of(space) - first + 1);
 }
 
-namespace detail {
-
-inline bool is_valid_json(std::string_view text) {
+/// Whether `text` is exactly one complete JSON value (fully validated).
+[[nodiscard]] inline bool is_json_value(std::string_view text) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element element;
   return parser.parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
 }
-
-}  // namespace detail
 
 /// Whether a whole input is one JSON document (an event, pretty-printed or
 /// not) rather than NDJSON. The cheap test first: NDJSON's first line is a
@@ -34,8 +31,8 @@ inline bool is_valid_json(std::string_view text) {
   const std::size_t first_end = content.find('\n');
   if (first_end == std::string_view::npos || trim_json_space(content.substr(first_end)).empty())
     return true;
-  if (detail::is_valid_json(trim_json_space(content.substr(0, first_end)))) return false;
-  return detail::is_valid_json(content);
+  if (is_json_value(trim_json_space(content.substr(0, first_end)))) return false;
+  return is_json_value(content);
 }
 
 /// Calls fn(line, number) for every line (1-based physical numbers, '\n'
