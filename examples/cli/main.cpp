@@ -72,40 +72,20 @@ struct SplitCommandOptions {
   std::string file;
 };
 
-// A growable buffer with simdjson's padding after the content.
-class PaddedBuffer {
- public:
-  void assign(std::string_view bytes) {
-    reserve(bytes.size());
-    std::memcpy(data_.data(), bytes.data(), bytes.size());
-    size_ = bytes.size();
-    std::memset(data_.data() + size_, 0, simdjson::SIMDJSON_PADDING);
-  }
-  [[nodiscard]] simdjson::padded_string_view view() const {
-    return simdjson::padded_string_view(data_.data(), size_, data_.size());
-  }
-
- private:
-  void reserve(std::size_t size) {
-    if (data_.size() < size + simdjson::SIMDJSON_PADDING)
-      data_.resize(std::max(size + simdjson::SIMDJSON_PADDING, data_.size() * 2));
-  }
-  std::string data_;
-  std::size_t size_ = 0;
-};
-
 class Replayer {
  public:
   Replayer(Handler& handler, source::InputFormat format, bool name_files)
       : handler_(handler), format_(format), name_files_(name_files) {}
 
-  void document(std::string_view text, const std::string& file, std::uint64_t line) {
+  // A line read into `text`: given simdjson's padding in place, without a copy.
+  void line(std::string& text, const std::string& file, std::uint64_t number) {
     if (source::trim_json_space(text).empty()) return;
-    buffer_.assign(text);
-    padded_document(buffer_.view(), file, line);
+    if (text.capacity() < text.size() + simdjson::SIMDJSON_PADDING)
+      text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+    padded_document(simdjson::padded_string_view(text.data(), text.size(), text.capacity()), file,
+                    number);
   }
 
-  // A document that already sits in a padded buffer (a whole file): no copy.
   void padded_document(simdjson::padded_string_view text, const std::string& file,
                        std::uint64_t line) {
     reply_.clear();
@@ -120,36 +100,35 @@ class Replayer {
     }
   }
 
-  void content(const simdjson::padded_string& content, const std::string& file) {
-    const std::string_view text(content.data(), content.size());
-    if (format_ == source::InputFormat::ndjson || !source::is_single_document(text)) {
-      source::for_each_line(
-          text, [&](std::string_view line, std::uint64_t number) { document(line, file, number); });
-    } else if (!source::trim_json_space(text).empty()) {
-      padded_document(content, file, 1);
-    }
-  }
-
   void stream(std::istream& in, const std::string& file, std::uint64_t number = 0) {
-    std::string line;
-    while (std::getline(in, line)) document(line, file, ++number);
+    while (std::getline(in, line_)) line(line_, file, ++number);
   }
 
   /// Replays a file; false if it cannot be read. NDJSON is streamed line by
-  /// line (memory stays flat whatever the file size); only a file that is one
-  /// document (an event, maybe pretty-printed) is read whole.
+  /// line, so memory stays flat whatever the file's size. A file whose first
+  /// line is not a JSON value by itself (a pretty-printed event) is read whole
+  /// and, if it is one document, handled as one; if not, line by line.
   bool file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    std::string first;
-    if (!in || (!std::getline(in, first) && in.bad())) return false;
-    if (format_ == source::InputFormat::ndjson || source::is_json_value(first)) {
-      document(first, path, 1);
+    if (!in) return false;
+    if (!std::getline(in, line_)) return !in.bad();  // empty
+    const bool one_line = in.peek() == std::char_traits<char>::eof();
+    if (format_ == source::InputFormat::ndjson || one_line || source::is_json_value(line_)) {
+      line(line_, path, 1);
       stream(in, path, 1);
       return !in.bad();
     }
     simdjson::padded_string content;
     if (simdjson::padded_string::load(path).get(content) != simdjson::SUCCESS) return false;
-    this->content(content, path);
+    const std::string_view text(content.data(), content.size());
+    if (source::is_json_value(text)) {
+      padded_document(content, path, 1);
+    } else {
+      source::for_each_line(text, [&](std::string_view view, std::uint64_t number) {
+        line_.assign(view);
+        line(line_, path, number);
+      });
+    }
     return true;
   }
 
@@ -157,7 +136,7 @@ class Replayer {
   Handler& handler_;
   source::InputFormat format_;
   bool name_files_;
-  PaddedBuffer buffer_;
+  std::string line_;  // the current line, reused
   std::string reply_;
 };
 

@@ -23,18 +23,6 @@ namespace filebuilder::source {
   return parser.parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
 }
 
-/// Whether a whole input is one JSON document (an event, pretty-printed or
-/// not) rather than NDJSON. The cheap test first: NDJSON's first line is a
-/// complete JSON value on its own, a pretty-printed document's is not; only
-/// when it is not is the whole input validated.
-[[nodiscard]] inline bool is_single_document(std::string_view content) {
-  const std::size_t first_end = content.find('\n');
-  if (first_end == std::string_view::npos || trim_json_space(content.substr(first_end)).empty())
-    return true;
-  if (is_json_value(trim_json_space(content.substr(0, first_end)))) return false;
-  return is_json_value(content);
-}
-
 /// Calls fn(line, number) for every line (1-based physical numbers, '\n'
 /// separated, the separator not included; a trailing '\r' is kept for the
 /// JSON parser to skip as white space).
