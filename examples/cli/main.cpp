@@ -8,9 +8,11 @@
 #include <simdjson.h>
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -109,6 +111,11 @@ class Replayer {
   /// line is not a JSON value by itself (a pretty-printed event) is read whole
   /// and, if it is one document, handled as one; if not, line by line.
   bool file(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      errno = EISDIR;
+      return false;
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) return false;
     if (!std::getline(in, line_)) return !in.bad();  // empty
@@ -140,11 +147,27 @@ class Replayer {
   std::string reply_;
 };
 
+// Reads a whole file; on failure returns nullopt with errno set (EISDIR for a
+// directory, which a stream would rather throw about).
 std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return std::nullopt;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    errno = EISDIR;
+    return std::nullopt;
+  }
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return std::nullopt;
+  std::string content;
+  char buffer[64 * 1024];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) content.append(buffer, n);
+  const bool failed = std::ferror(file) != 0;
+  const int error = errno;
+  std::fclose(file);
+  if (failed) {
+    errno = error;
+    return std::nullopt;
+  }
   return content;
 }
 

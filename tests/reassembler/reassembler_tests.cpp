@@ -168,7 +168,7 @@ TEST_CASE("limits: part size, partition count, file size, store bytes") {
   FAIL("the store never became full");
 }
 
-TEST_CASE("a failed upload keeps every part; replaying the completing record uploads once") {
+TEST_CASE("a failed upload keeps every part: replaying the completing record uploads once") {
   Fixture f;
   f.uploader.script(a, {UploadStatus::retryable});
   CHECK(f.process(chunk(a, 0, 2, "AA")).outcome == Outcome::accepted);

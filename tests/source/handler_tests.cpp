@@ -109,7 +109,7 @@ TEST_CASE("a Lambda Kinesis event: good and bad records, none of the bad ones li
   CHECK(log.find("secret") == std::string::npos);  // presigned URLs are redacted
 }
 
-TEST_CASE("a failed upload lists the completing record; redelivery heals the file") {
+TEST_CASE("a failed upload lists the completing record: redelivery heals the file") {
   Harness h;
   h.uploader.script(endpoint, {UploadStatus::retryable});
   std::string reply;
@@ -170,7 +170,7 @@ TEST_CASE("line ids name the file when several files are read") {
         R"({"records":0,"uploaded":0,"duplicates":0,"rejected":["a.ndjson:3"],"failed":[7]})");
 }
 
-TEST_CASE("envelopes that are not events are bad_event; forced formats are obeyed") {
+TEST_CASE("envelopes that are not events are bad_event: forced formats are obeyed") {
   Harness h;
   std::string reply;
   CHECK(h.handle(R"({"Records":"nope"})", reply) == source::DocumentKind::bad_event);

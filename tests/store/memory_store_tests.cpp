@@ -80,7 +80,7 @@ TEST_CASE("claim, read in order, finish leaves a done-mark") {
   CHECK(read_all(*body.value_unsafe()) == "123456789");
 }
 
-TEST_CASE("release keeps the parts and marks the file pending; an expired lease can be retaken") {
+TEST_CASE("release keeps the parts and marks the file pending: an expired lease can be retaken") {
   MemoryStore store(test_options());
   (void)store.put_part(part("e", 0, 1), "x");
   REQUIRE(store.claim("e") == ClaimStatus::claimed);

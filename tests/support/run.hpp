@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -80,7 +81,8 @@ class Fd {
 
 inline std::pair<Fd, Fd> make_pipe() {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw std::system_error(errno, std::generic_category(), "pipe2");
   return {Fd(fds[0]), Fd(fds[1])};
 }
 
@@ -218,8 +220,7 @@ inline RunResult run(std::vector<std::string> argv, std::string_view input = {},
   RunResult result;
   std::string_view pending = input;
   if (pending.empty()) child.in.reset();
-  while ((child.out.valid() || child.err.valid()) &&
-         std::chrono::steady_clock::now() < deadline) {
+  while ((child.out.valid() || child.err.valid()) && std::chrono::steady_clock::now() < deadline) {
     std::array<pollfd, 3> fds{};
     nfds_t count = 0;
     const auto add = [&](const Fd& fd, short events) {
@@ -290,7 +291,8 @@ class InteractiveProcess {
 
   /// The next line of standard output (without its '\n'), or nullopt if none
   /// is complete within TIMEOUT (or the output ended).
-  std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  std::optional<std::string> read_line(
+      std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
       const std::size_t newline = out_.find('\n');
@@ -305,8 +307,8 @@ class InteractiveProcess {
   }
 
   /// write_line, then read_line.
-  std::optional<std::string> exchange(std::string_view line,
-                                      std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  std::optional<std::string> exchange(
+      std::string_view line, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     if (!write_line(line, timeout)) return std::nullopt;
     return read_line(timeout);
   }

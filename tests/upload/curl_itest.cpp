@@ -476,7 +476,7 @@ TEST_SUITE("upload.curl") {
     CHECK(took < std::chrono::seconds(10));
   }
 
-  TEST_CASE("a body read error fails the attempt; the retry starts over from offset 0") {
+  TEST_CASE("a body read error fails the attempt: the retry starts over from offset 0") {
     Nginx nginx;
     SUBCASE("a failure once, then success") {
       PartsBody body({random_bytes(300'000, 7), random_bytes(300'000, 8)});
@@ -524,7 +524,7 @@ TEST_SUITE("upload.curl") {
     CHECK(file_bytes(nginx.stored_file("/files/b.bin")) == "dots");
   }
 
-  TEST_CASE("result fields are reset; a job without a body is refused") {
+  TEST_CASE("result fields are reset: a job without a body is refused") {
     CurlUploader uploader(test_options());
     UploadJob job;
     job.url = "http://127.0.0.1:1/x";

@@ -128,8 +128,15 @@ class EventHandler {
     source_ = kind == DocumentKind::lambda ? "lambda" : "firehose";
     for (const EnvelopeRecord& record : records_) add_envelope_record(record);
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
-    for (std::size_t i = 0; i < records_.size(); ++i)
-      report(LogField("record", records_[i].id), records_[i].id, outcomes[i], records_[i].data, {});
+    for (std::size_t i = 0; i < records_.size(); ++i) {
+      // Envelope data that is not base64 goes into a dead letter encoded, like any raw bytes.
+      const bool data_is_base64 =
+          records_[i].error == ErrorCode::ok && outcomes[i].error != ErrorCode::bad_record_data;
+      const std::string_view data = records_[i].data;
+      report(LogField("record", records_[i].id), records_[i].id, outcomes[i],
+             data_is_base64 ? data : std::string_view(),
+             data_is_base64 ? std::string_view() : data);
+    }
     if (kind == DocumentKind::lambda)
       write_kinesis_reply(records_, outcomes, reply);
     else
