@@ -245,7 +245,10 @@ void check_uploaded_once(const Nginx& nginx, std::string_view prefix,
     CHECK(entry.status == 201);
     ++puts[entry.uri];
   }
-  for (const auto& [uri, bytes] : uri_to_bytes) {
+  for (const auto& entry : uri_to_bytes) {
+    // Not a structured binding: clang 14 cannot capture one in doctest's lambdas.
+    const std::string& uri = entry.first;
+    const auto& bytes = entry.second;
     CAPTURE(uri);
     CHECK(puts[uri] == 1);
     const std::string path = uri.substr(0, uri.find('?'));
@@ -533,13 +536,17 @@ TEST_CASE("cli: a Lambda batch of good and malformed records rejects each bad on
   for (const auto& [seq, code] : bad) expected[seq] = {code};
   const std::map<std::string, std::vector<std::string>> actual = error_lines(replay.err);
   CHECK(actual.size() == expected.size());
-  for (const auto& [seq, codes] : expected) {
+  for (const auto& entry : expected) {
+    const std::string& seq = entry.first;  // clang 14 cannot capture structured bindings
+    const std::vector<std::string>& codes = entry.second;
     CAPTURE(seq);
     const auto found = actual.find(seq);
     REQUIRE_MESSAGE(found != actual.end(), "no error log line for " << codes.front());
     CHECK(found->second == codes);
   }
-  for (const auto& [seq, codes] : actual) {
+  for (const auto& entry : actual) {
+    const std::string& seq = entry.first;
+    const std::vector<std::string>& codes = entry.second;
     CAPTURE(seq);
     CHECK_MESSAGE(expected.count(seq) == 1, "unexpected error log line: " << codes.front());
   }
