@@ -23,6 +23,7 @@
 #include "filebuilder/base64.hpp"
 #include "filebuilder/concepts.hpp"
 #include "filebuilder/detail/json_escape.hpp"
+#include "filebuilder/detail/utc_time.hpp"
 #include "filebuilder/error.hpp"
 
 namespace filebuilder {
@@ -66,7 +67,8 @@ class DeadLetterBox {
       base64::encode_append(letter.data, json);
     json += "\"}\n";
 
-    const std::string stem = timestamp() + "-" + sanitise(letter.record);
+    // 20261125T100000.123Z-<id>: sorts by time, and no ':' (unwelcome in some file systems).
+    const std::string stem = detail::utc_timestamp("%Y%m%dT%H%M%S") + "-" + sanitise(letter.record);
     for (unsigned attempt = 0; attempt < 1000; ++attempt) {
       const std::string name = attempt == 0 ? stem : stem + "." + std::to_string(attempt);
       const std::filesystem::path path = dir_ / (name + ".json");
@@ -110,21 +112,6 @@ class DeadLetterBox {
     }
     ::close(fd);
     return ok;
-  }
-
-  // 20261125T100000.123Z: sorts by time, no ':' (unfriendly on some filesystems).
-  static std::string timestamp() {
-    const auto now = std::chrono::system_clock::now();
-    const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-    const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
-        1000;
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char buffer[40];
-    const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y%m%dT%H%M%S", &utc);
-    std::snprintf(buffer + n, sizeof buffer - n, ".%03dZ", static_cast<int>(millis));
-    return buffer;
   }
 
   static std::string sanitise(std::string_view id) {

@@ -15,6 +15,7 @@
 #include <variant>
 
 #include "filebuilder/detail/json_escape.hpp"
+#include "filebuilder/detail/utc_time.hpp"
 
 namespace filebuilder {
 
@@ -86,7 +87,7 @@ class Logger {
     std::string line;
     line.reserve(128);
     line += "{\"ts\":\"";
-    append_timestamp(line);
+    line += detail::utc_timestamp("%Y-%m-%dT%H:%M:%S");  // RFC 3339
     line += "\",\"level\":\"";
     line += log_level_name(level);
     line += "\",\"msg\":";
@@ -128,23 +129,6 @@ class Logger {
         line += std::get<bool>(field.value) ? "true" : "false";
       }
     }
-  }
-
-  // RFC 3339 UTC with milliseconds.
-  static void append_timestamp(std::string& line) {
-    const auto now = std::chrono::system_clock::now();
-    const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-    const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
-        1000;
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char buffer[32];
-    const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
-    line.append(buffer, n);
-    char frac[8];
-    std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(millis));
-    line += frac;
   }
 
   LogLevel level_;

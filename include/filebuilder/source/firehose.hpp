@@ -20,7 +20,7 @@
 #include "filebuilder/detail/json_escape.hpp"
 #include "filebuilder/error.hpp"
 #include "filebuilder/reassembler.hpp"
-#include "filebuilder/source/kinesis.hpp"
+#include "filebuilder/source/envelope.hpp"
 #include "filebuilder/upload/policy.hpp"
 
 namespace filebuilder::source {
@@ -30,31 +30,15 @@ namespace filebuilder::source {
 [[nodiscard]] inline ErrorCode read_firehose_event(simdjson::ondemand::parser& parser,
                                                    simdjson::padded_string_view event,
                                                    std::vector<EnvelopeRecord>& out) {
-  using namespace simdjson;
-  out.clear();
-  ondemand::document doc;
-  ondemand::object root;
-  ondemand::array records;
-  if (parser.iterate(event).get(doc) != SUCCESS || doc.get_object().get(root) != SUCCESS ||
-      root.find_field_unordered("records").get_array().get(records) != SUCCESS)
-    return ErrorCode::bad_event;
-  for (auto element : records) {
-    ondemand::value value;
-    if (element.get(value) != SUCCESS) return ErrorCode::bad_event;
-    EnvelopeRecord record;
-    ondemand::object item;
-    if (value.get_object().get(item) != SUCCESS) {
-      record.error = ErrorCode::bad_event;
-    } else {
-      record.error = detail::string_field(item, "recordId", record.id);
-      if (record.error == ErrorCode::ok)
-        record.error = detail::string_field(item, "data", record.data);
-    }
-    // Without a recordId the record cannot be answered: the reply would be refused.
+  const ErrorCode error = detail::read_envelope(
+      parser, event, "records", out, [](simdjson::ondemand::object& item, EnvelopeRecord& record) {
+        const ErrorCode id = detail::string_field(item, "recordId", record.id);
+        return id != ErrorCode::ok ? id : detail::string_field(item, "data", record.data);
+      });
+  // Without a recordId a record cannot be answered: Firehose would refuse the reply.
+  for (const EnvelopeRecord& record : out)
     if (record.id.empty()) return ErrorCode::bad_event;
-    out.push_back(record);
-  }
-  return ErrorCode::ok;
+  return error;
 }
 
 /// The audit line of an uploaded file, before base64:

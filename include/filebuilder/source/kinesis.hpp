@@ -15,29 +15,9 @@
 #include "filebuilder/detail/json_escape.hpp"
 #include "filebuilder/error.hpp"
 #include "filebuilder/reassembler.hpp"
+#include "filebuilder/source/envelope.hpp"
 
 namespace filebuilder::source {
-
-/// One record of an event: views into the event parser, valid until its next read.
-struct EnvelopeRecord {
-  std::string_view id;    // Kinesis: sequenceNumber; Firehose: recordId
-  std::string_view data;  // base64 of the record bytes
-  /// ok, or why this record's envelope is unusable (bad_event: a field missing
-  /// or mistyped). Such a record is rejected; the others go on.
-  ErrorCode error = ErrorCode::ok;
-};
-
-namespace detail {
-
-inline ErrorCode string_field(simdjson::ondemand::object& object, std::string_view key,
-                              std::string_view& out) noexcept {
-  simdjson::ondemand::value value;
-  if (object.find_field_unordered(key).get(value) != simdjson::SUCCESS) return ErrorCode::bad_event;
-  if (value.get_string().get(out) != simdjson::SUCCESS) return ErrorCode::bad_event;
-  return ErrorCode::ok;
-}
-
-}  // namespace detail
 
 /// Reads the records of a Lambda Kinesis event. Returns bad_event when the
 /// document is not one (no "Records" array); records whose own fields are
@@ -45,31 +25,14 @@ inline ErrorCode string_field(simdjson::ondemand::object& object, std::string_vi
 [[nodiscard]] inline ErrorCode read_kinesis_event(simdjson::ondemand::parser& parser,
                                                   simdjson::padded_string_view event,
                                                   std::vector<EnvelopeRecord>& out) {
-  using namespace simdjson;
-  out.clear();
-  ondemand::document doc;
-  ondemand::object root;
-  ondemand::array records;
-  if (parser.iterate(event).get(doc) != SUCCESS || doc.get_object().get(root) != SUCCESS ||
-      root.find_field_unordered("Records").get_array().get(records) != SUCCESS)
-    return ErrorCode::bad_event;
-  for (auto element : records) {
-    ondemand::value value;
-    if (element.get(value) != SUCCESS) return ErrorCode::bad_event;  // the array itself is broken
-    EnvelopeRecord record;
-    ondemand::object item;
-    ondemand::object kinesis;
-    if (value.get_object().get(item) != SUCCESS ||
-        item.find_field_unordered("kinesis").get_object().get(kinesis) != SUCCESS) {
-      record.error = ErrorCode::bad_event;
-    } else {
-      record.error = detail::string_field(kinesis, "sequenceNumber", record.id);
-      if (record.error == ErrorCode::ok)
-        record.error = detail::string_field(kinesis, "data", record.data);
-    }
-    out.push_back(record);
-  }
-  return ErrorCode::ok;
+  return detail::read_envelope(
+      parser, event, "Records", out, [](simdjson::ondemand::object& item, EnvelopeRecord& record) {
+        simdjson::ondemand::object kinesis;
+        if (item.find_field_unordered("kinesis").get_object().get(kinesis) != simdjson::SUCCESS)
+          return ErrorCode::bad_event;
+        const ErrorCode error = detail::string_field(kinesis, "sequenceNumber", record.id);
+        return error != ErrorCode::ok ? error : detail::string_field(kinesis, "data", record.data);
+      });
 }
 
 /// Appends {"batchItemFailures":[...]}: every failed record, in order, once.
