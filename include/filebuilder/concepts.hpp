@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "filebuilder/error.hpp"
 
@@ -67,16 +68,32 @@ enum class ClaimStatus : std::uint8_t {
   unavailable  // the store cannot be reached
 };
 
+/// A complete file whose upload failed, claimed again for a retry.
+struct PendingFile {
+  std::string endpoint;
+  unsigned failures = 0;  // failed uploads so far (for the backoff)
+};
+
 /// Keeps the parts of unfinished files; safe to share between threads (and,
 /// for durable stores, processes). Keys are the endpoint text.
+///
+///   put_part       store a part if absent; conflicts; is the file complete?
+///   claim          one caller wins the right to upload a complete file (a lease)
+///   open_body      read the parts in order, size known up front
+///   finish         after success (or a permanent refusal): drop the parts, leave a done-mark
+///   release        after a retryable failure: give the claim back, keep the parts,
+///                  mark the file pending, due again at retry_at
+///   claim_pending  claim up to `max` pending files due by `now` (the caller uploads them)
+///   expire         drop unfinished files untouched for too long, and old done-marks
 template <typename S>
 concept StateStore = requires(S& store, const PartInfo& part, std::string_view bytes,
-                              std::string_view endpoint, Clock::time_point now) {
+                              std::string_view endpoint, Clock::time_point now, std::size_t max) {
   { store.put_part(part, bytes) } -> std::same_as<PutOutcome>;
   { store.claim(endpoint) } -> std::same_as<ClaimStatus>;
   { store.open_body(endpoint) } -> std::same_as<Result<std::unique_ptr<BodyReader>>>;
   { store.finish(endpoint) } -> std::same_as<ErrorCode>;
-  { store.release(endpoint) } -> std::same_as<ErrorCode>;
+  { store.release(endpoint, now) } -> std::same_as<ErrorCode>;
+  { store.claim_pending(max, now) } -> std::same_as<std::vector<PendingFile>>;
   { store.expire(now) } -> std::same_as<std::size_t>;
 };
 

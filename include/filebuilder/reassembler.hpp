@@ -70,9 +70,16 @@ struct ReassemblerOptions {
   EndpointPolicy policy{};
   /// How often add() lets the store drop abandoned files.
   std::chrono::seconds expire_interval{60};
+  /// Pending uploads (complete files whose upload failed) retried by each
+  /// flush(), at most this many, each due again after pending_retry_base x
+  /// 2^(failures - 1), at most pending_retry_max. 0 turns retries off.
+  std::size_t pending_per_flush = 4;
+  std::chrono::seconds pending_retry_base{10};
+  std::chrono::seconds pending_retry_max{900};
   /// Called after an upload ended in success or permanent refusal, before the
   /// store drops the parts: the last moment the body can be read. Used for
-  /// Firehose audit digests and dead letters.
+  /// Firehose audit digests and dead letters. record_index is
+  /// Reassembler::no_record for a pending upload retried by flush().
   std::function<void(std::size_t record_index, RecordOutcome&, BodyReader&)> on_upload_done;
 };
 
@@ -122,13 +129,29 @@ class Reassembler {
     return index;
   }
 
-  /// Uploads the files completed since the last flush and returns the outcome
-  /// of every record added since then. The span stays valid until the next add().
+  static constexpr std::size_t no_record = static_cast<std::size_t>(-1);
+
+  /// Uploads the files completed since the last flush, and retries a bounded
+  /// number of due pending uploads (files whose upload failed before: so a
+  /// file is uploaded even if the stream never redelivers its completing
+  /// record). Returns the outcome of every record added since the last flush;
+  /// the span stays valid until the next add().
   std::span<const RecordOutcome> flush() {
-    if (!jobs_.empty()) run_uploads();
+    if (flushed_) {  // a flush with no record: still a call that retries
+      outcomes_.clear();
+      flushed_ = false;
+    }
+    retried_.clear();
+    claim_due_pending();
+    if (!uploads_.empty()) run_uploads();
     flushed_ = true;
     return outcomes_;
   }
+
+  /// The pending uploads retried by the last flush(), one outcome each
+  /// (uploaded, failed, or rejected for a permanent refusal); no record
+  /// stands behind them.
+  [[nodiscard]] std::span<const RecordOutcome> retried() const noexcept { return retried_; }
 
   /// add() + flush() for one record.
   RecordOutcome process(std::string_view record) {
@@ -145,8 +168,10 @@ class Reassembler {
   [[nodiscard]] Store& store() noexcept { return store_; }
 
  private:
-  struct PendingUpload {
-    std::size_t record_index;
+  struct QueuedUpload {
+    std::size_t index;  // into outcomes_, or into retried_ when retry
+    bool retry;
+    unsigned failures;  // earlier failures (retries only)
     std::unique_ptr<BodyReader> body;
   };
 
@@ -205,52 +230,78 @@ class Reassembler {
       case ClaimStatus::unavailable: fail(outcome, ErrorCode::store_unavailable, {}); return;
     }
     outcome.endpoint = std::string(endpoint);
-    Result<std::unique_ptr<BodyReader>> body = store_.open_body(endpoint);
+    queue_upload(outcome, index, false, 0);
+  }
+
+  void claim_due_pending() {
+    if (options_.pending_per_flush == 0) return;
+    for (PendingFile& file : store_.claim_pending(options_.pending_per_flush, Clock::now())) {
+      RecordOutcome& outcome = retried_.emplace_back();
+      outcome.endpoint = std::move(file.endpoint);
+      queue_upload(outcome, retried_.size() - 1, true, file.failures);
+    }
+  }
+
+  void queue_upload(RecordOutcome& outcome, std::size_t index, bool retry, unsigned failures) {
+    Result<std::unique_ptr<BodyReader>> body = store_.open_body(outcome.endpoint);
     if (!body.ok()) {
-      (void)store_.release(endpoint);
+      (void)store_.release(outcome.endpoint, retry_time(failures));
       fail(outcome, body.error(), {});
       return;
     }
     outcome.bytes = body.value_unsafe()->size();
-    pending_.push_back(PendingUpload{index, std::move(body.value_unsafe())});
-    jobs_.emplace_back();
+    uploads_.push_back(QueuedUpload{index, retry, failures, std::move(body.value_unsafe())});
+  }
+
+  // When a file that has failed `failures` times before fails again is due.
+  Clock::time_point retry_time(unsigned failures) const {
+    auto delay = std::chrono::duration_cast<Clock::duration>(options_.pending_retry_base);
+    const auto cap = std::chrono::duration_cast<Clock::duration>(options_.pending_retry_max);
+    for (unsigned i = 0; i < failures && delay < cap; ++i) delay *= 2;
+    return Clock::now() + std::min(delay, cap);
   }
 
   void run_uploads() {
-    for (std::size_t i = 0; i < pending_.size(); ++i) {
+    jobs_.resize(uploads_.size());
+    for (std::size_t i = 0; i < uploads_.size(); ++i) {
       jobs_[i] = UploadJob{};
-      jobs_[i].url = outcomes_[pending_[i].record_index].endpoint;
-      jobs_[i].body = pending_[i].body.get();
+      jobs_[i].url = outcome_of(uploads_[i]).endpoint;
+      jobs_[i].body = uploads_[i].body.get();
     }
     uploader_.upload(std::span<UploadJob>(jobs_));
-    for (std::size_t i = 0; i < pending_.size(); ++i) {
+    for (std::size_t i = 0; i < uploads_.size(); ++i) {
       const UploadJob& job = jobs_[i];
-      const std::size_t index = pending_[i].record_index;
-      RecordOutcome& outcome = outcomes_[index];
-      const std::string& endpoint = outcome.endpoint;
+      QueuedUpload& upload = uploads_[i];
+      RecordOutcome& outcome = outcome_of(upload);
+      const std::size_t hook_index = upload.retry ? no_record : upload.index;
       switch (job.status) {
         case UploadStatus::success:
           outcome.outcome = Outcome::uploaded;
-          if (options_.on_upload_done) options_.on_upload_done(index, outcome, *pending_[i].body);
-          if (const ErrorCode error = store_.finish(endpoint); error != ErrorCode::ok)
+          if (options_.on_upload_done) options_.on_upload_done(hook_index, outcome, *upload.body);
+          if (const ErrorCode error = store_.finish(outcome.endpoint); error != ErrorCode::ok)
             fail(outcome, error, "uploaded, but the store could not record it");
           break;
         case UploadStatus::retryable:
-          // Keep every part; the record is reported failed and redelivered.
-          (void)store_.release(endpoint);
+          // Keep every part: the record is reported failed (and redelivered),
+          // and the file is pending: a later flush() retries it too.
+          (void)store_.release(outcome.endpoint, retry_time(upload.failures));
           fail(outcome, ErrorCode::upload_failed, job.message);
           break;
         case UploadStatus::permanent:
           // Retrying cannot help: drop the parts (a dead letter keeps the body).
           reject(outcome, ErrorCode::upload_refused);
           if (!job.message.empty()) outcome.message += ": " + job.message;
-          if (options_.on_upload_done) options_.on_upload_done(index, outcome, *pending_[i].body);
-          (void)store_.finish(endpoint);
+          if (options_.on_upload_done) options_.on_upload_done(hook_index, outcome, *upload.body);
+          (void)store_.finish(outcome.endpoint);
           break;
       }
     }
-    pending_.clear();
+    uploads_.clear();
     jobs_.clear();
+  }
+
+  RecordOutcome& outcome_of(const QueuedUpload& upload) {
+    return upload.retry ? retried_[upload.index] : outcomes_[upload.index];
   }
 
   Store& store_;
@@ -261,7 +312,8 @@ class Reassembler {
   std::size_t part_size_ = 0;
   std::size_t decode_position_ = 0;
   std::vector<RecordOutcome> outcomes_;
-  std::vector<PendingUpload> pending_;
+  std::vector<RecordOutcome> retried_;  // pending uploads retried by the last flush
+  std::vector<QueuedUpload> uploads_;
   std::vector<UploadJob> jobs_;
   bool flushed_ = false;
   Clock::time_point last_expire_ = Clock::now();

@@ -240,3 +240,58 @@ TEST_CASE("add_rejected keeps indices aligned with the batch") {
   CHECK(outcomes[0].message == "data is not base64");
   CHECK(outcomes[1].outcome == Outcome::uploaded);
 }
+
+TEST_CASE("a pending upload is retried by a later flush, without its record") {
+  ReassemblerOptions options;
+  options.pending_retry_base = std::chrono::seconds(0);  // due at once
+  Fixture f(options);
+  f.uploader.script(a, {UploadStatus::retryable, UploadStatus::retryable});
+  CHECK(f.process(chunk(a, 0, 1, "body")).outcome == Outcome::failed);
+  CHECK(f.reassembler.retried().empty());
+  // The next call (any record, or none) retries it first: it fails again...
+  CHECK(f.process(chunk(b, 0, 2, "x")).outcome == Outcome::accepted);
+  REQUIRE(f.reassembler.retried().size() == 1);
+  CHECK(f.reassembler.retried()[0].outcome == Outcome::failed);
+  CHECK(f.reassembler.retried()[0].endpoint == a);
+  // ...then succeeds, once; later flushes have nothing left to retry.
+  CHECK(f.reassembler.flush().empty());
+  REQUIRE(f.reassembler.retried().size() == 1);
+  CHECK(f.reassembler.retried()[0].outcome == Outcome::uploaded);
+  CHECK(f.reassembler.retried()[0].bytes == 4);
+  CHECK(f.reassembler.flush().empty());
+  CHECK(f.reassembler.retried().empty());
+  REQUIRE(f.uploader.calls.size() == 3);
+  CHECK(f.uploader.calls[2].body == "body");
+  CHECK(f.process(chunk(a, 0, 1, "body")).outcome == Outcome::duplicate);
+}
+
+TEST_CASE("pending retries wait for their backoff and respect the per-flush bound") {
+  ReassemblerOptions options;
+  options.pending_retry_base = std::chrono::seconds(3600);
+  Fixture f(options);
+  f.uploader.script(a, {UploadStatus::retryable});
+  CHECK(f.process(chunk(a, 0, 1, "body")).outcome == Outcome::failed);
+  (void)f.reassembler.flush();
+  CHECK(f.reassembler.retried().empty());  // not due for an hour
+  CHECK(f.uploader.calls.size() == 1);
+
+  ReassemblerOptions bounded;
+  bounded.pending_retry_base = std::chrono::seconds(0);
+  bounded.pending_per_flush = 2;
+  Fixture g(bounded);
+  for (int i = 0; i < 5; ++i) {
+    std::string url = "https://bucket.example.com/p";
+    url += std::to_string(i);
+    g.uploader.script(url, {UploadStatus::retryable});
+    g.reassembler.add(chunk(url, 0, 1, "x"));
+  }
+  (void)g.reassembler.flush();
+  CHECK(g.uploader.calls.size() == 5);
+  (void)g.reassembler.flush();
+  CHECK(g.reassembler.retried().size() == 2);
+  (void)g.reassembler.flush();
+  CHECK(g.reassembler.retried().size() == 2);
+  (void)g.reassembler.flush();
+  CHECK(g.reassembler.retried().size() == 1);
+  CHECK(g.uploader.calls.size() == 10);
+}

@@ -237,3 +237,35 @@ TEST_CASE("a bare chunk's log id is its line number, or file:line when files are
   CHECK(log.find(R"("record":4,"error":"not_an_object")") != std::string::npos);
   CHECK(log.find(R"("record":"b.ndjson:6","error":"not_an_object")") != std::string::npos);
 }
+
+TEST_CASE("pending uploads retried by a later event are logged, not replied") {
+  MemoryStore store;
+  FakeUploader uploader;
+  ReassemblerOptions options;
+  options.pending_retry_base = std::chrono::seconds(0);
+  Reassembler<MemoryStore, FakeUploader> reassembler(store, uploader, options);
+  LogCapture log;
+  Logger logger(LogLevel::info, log.file);
+  source::EventHandler<Reassembler<MemoryStore, FakeUploader>> handler(reassembler, logger);
+  uploader.script(endpoint, {UploadStatus::retryable});
+  std::string first = kinesis_event({{"1", b64(chunk(endpoint, 0, 1, "late"))}});
+  std::string second =
+      kinesis_event({{"2", b64(chunk("https://bucket.example.com/other", 0, 2, "x"))}});
+  for (std::string* event : {&first, &second}) event->append(simdjson::SIMDJSON_PADDING, ' ');
+  std::string reply;
+  handler.handle(simdjson::padded_string_view(
+                     first.data(), first.size() - simdjson::SIMDJSON_PADDING, first.size()),
+                 source::InputFormat::detect, {"", 1}, reply);
+  CHECK(reply == R"({"batchItemFailures":[{"itemIdentifier":"1"}]})");
+  reply.clear();
+  handler.handle(simdjson::padded_string_view(
+                     second.data(), second.size() - simdjson::SIMDJSON_PADDING, second.size()),
+                 source::InputFormat::detect, {"", 2}, reply);
+  CHECK(reply == R"({"batchItemFailures":[]})");
+  REQUIRE(uploader.calls.size() == 2);
+  CHECK(uploader.calls[1].body == "late");
+  CHECK(
+      log.text().find(
+          R"("msg":"pending upload retried: file uploaded","endpoint":"https://bucket.example.com/f.bin","bytes":4,"sha256":")" +
+          sha256_hex("late") + "\"") != std::string::npos);
+}

@@ -84,7 +84,7 @@ TEST_CASE("release keeps the parts and marks the file pending: an expired lease 
   MemoryStore store(test_options());
   (void)store.put_part(part("e", 0, 1), "x");
   REQUIRE(store.claim("e") == ClaimStatus::claimed);
-  CHECK(store.release("e") == ErrorCode::ok);
+  CHECK(store.release("e", fake_now) == ErrorCode::ok);
   CHECK(store.pending("e"));
   CHECK(store.claim("e") == ClaimStatus::claimed);
   CHECK(store.claim("e") == ClaimStatus::busy);
@@ -173,4 +173,33 @@ TEST_CASE("concurrent writers: every part stored once, exactly one claim wins") 
   t3.join();
   CHECK(completions >= 1);
   CHECK(claims == 1);
+}
+
+TEST_CASE("claim_pending takes due pending files once, oldest first, within max") {
+  MemoryStore store(test_options());
+  for (const char* key : {"p1", "p2", "p3"}) {
+    (void)store.put_part(part(key, 0, 1), "x");
+    REQUIRE(store.claim(key) == ClaimStatus::claimed);
+  }
+  REQUIRE(store.release("p2", fake_now + std::chrono::seconds(5)) == ErrorCode::ok);
+  REQUIRE(store.release("p1", fake_now + std::chrono::seconds(10)) == ErrorCode::ok);
+  REQUIRE(store.release("p3", fake_now + std::chrono::seconds(60)) == ErrorCode::ok);
+  CHECK(store.claim_pending(10, fake_now).empty());  // none due yet
+  const std::vector<PendingFile> due = store.claim_pending(1, fake_now + std::chrono::seconds(30));
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].endpoint == "p2");
+  CHECK(due[0].failures == 1);
+  const std::vector<PendingFile> next =
+      store.claim_pending(10, fake_now + std::chrono::seconds(30));
+  REQUIRE(next.size() == 1);
+  CHECK(next[0].endpoint == "p1");
+  CHECK(store.claim("p1") == ClaimStatus::busy);  // claimed by claim_pending
+  CHECK(store.claim_pending(10, fake_now + std::chrono::seconds(30)).empty());
+  // A second failure counts, and a finished file is never handed out again.
+  REQUIRE(store.release("p1", fake_now + std::chrono::seconds(40)) == ErrorCode::ok);
+  REQUIRE(store.finish("p3") == ErrorCode::ok);
+  const std::vector<PendingFile> later = store.claim_pending(10, fake_now + std::chrono::hours(1));
+  REQUIRE(later.size() == 1);
+  CHECK(later[0].endpoint == "p1");
+  CHECK(later[0].failures == 2);
 }

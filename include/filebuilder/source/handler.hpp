@@ -137,6 +137,7 @@ class EventHandler {
              data_is_base64 ? data : std::string_view(),
              data_is_base64 ? std::string_view() : data);
     }
+    report_retried();
     if (kind == DocumentKind::lambda)
       write_kinesis_reply(records_, outcomes, reply);
     else
@@ -144,11 +145,13 @@ class EventHandler {
     return kind;
   }
 
-  /// Uploads the files that pending bare chunks completed, then reports them.
+  /// Uploads the files that pending bare chunks completed (and retries due
+  /// pending uploads), then reports them.
   void flush_chunks() {
     if (chunk_ids_.empty()) return;
     source_ = "ndjson";
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
+    report_retried();
     for (std::size_t i = 0; i < chunk_ids_.size(); ++i) {
       const RecordOutcome& outcome = outcomes[i];
       const std::string id = chunk_ids_[i].text();
@@ -222,12 +225,35 @@ class EventHandler {
     }
     // A permanent refusal drops the parts: the dead letter keeps the body.
     if (dead_letter_ == nullptr) return;
+    if (index == R::no_record) {  // a pending upload retried: no record behind it
+      dead_letter_->write(
+          {redact_url(outcome.endpoint), outcome.error, outcome.message, "pending", {}, {}}, &body);
+      return;
+    }
     const bool chunk = !chunk_ids_.empty();
     const std::string id = chunk ? chunk_ids_[index].text() : std::string(records_[index].id);
     dead_letter_->write({id, outcome.error, outcome.message, source_,
                          chunk ? std::string_view(chunk_lines_[index]) : std::string_view(),
                          chunk ? std::string_view() : records_[index].data},
                         &body);
+  }
+
+  // Pending uploads retried by the last flush: logged; their records were
+  // already reported failed when the upload first failed.
+  void report_retried() {
+    for (const RecordOutcome& retry : reassembler_.retried()) {
+      const std::string endpoint = redact_url(retry.endpoint);
+      if (retry.outcome == Outcome::uploaded) {
+        logger_.info("pending upload retried: file uploaded",
+                     {{"endpoint", endpoint}, {"bytes", retry.bytes}, {"sha256", retry.sha256}});
+      } else {
+        logger_.log(retry.outcome == Outcome::failed ? LogLevel::warn : LogLevel::error,
+                    "pending upload retried: not uploaded",
+                    {{"endpoint", endpoint},
+                     {"error", error_code_name(retry.error)},
+                     {"message", retry.message}});
+      }
+    }
   }
 
   // `record` is the log field naming the record, `id` its text (for dead letters).

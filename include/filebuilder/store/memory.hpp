@@ -39,7 +39,8 @@ class MemoryStore {
   [[nodiscard]] ClaimStatus claim(std::string_view endpoint);
   [[nodiscard]] Result<std::unique_ptr<BodyReader>> open_body(std::string_view endpoint);
   [[nodiscard]] ErrorCode finish(std::string_view endpoint);
-  [[nodiscard]] ErrorCode release(std::string_view endpoint);
+  [[nodiscard]] ErrorCode release(std::string_view endpoint, Clock::time_point retry_at);
+  [[nodiscard]] std::vector<PendingFile> claim_pending(std::size_t max, Clock::time_point now);
   std::size_t expire(Clock::time_point now);
 
   // Introspection, for tests and metrics.
@@ -66,7 +67,9 @@ class MemoryStore {
     Clock::time_point touched{};
     Clock::time_point lease_until{};
     bool claimed = false;
-    bool pending = false;  // complete, an upload failed: retry it
+    bool pending = false;  // complete, an upload failed: retry it at retry_at
+    Clock::time_point retry_at{};
+    unsigned failures = 0;
   };
   class Body;
 
@@ -84,6 +87,9 @@ class MemoryStore {
   // Done-marks: a set in insertion (= time) order, so the oldest go first.
   Map<Clock::time_point> done_;
   std::deque<const std::string*> done_order_;  // keys of done_ (node-stable)
+  // Pending files by due time. Entries may be stale (the file was finished or
+  // claimed meanwhile): checked against the file when taken.
+  std::multimap<Clock::time_point, std::string> pending_by_time_;
 };
 
 // ---------------------------------------------------------------------------
@@ -200,13 +206,36 @@ inline ErrorCode MemoryStore::finish(std::string_view endpoint) {
   return ErrorCode::ok;
 }
 
-inline ErrorCode MemoryStore::release(std::string_view endpoint) {
+inline ErrorCode MemoryStore::release(std::string_view endpoint, Clock::time_point retry_at) {
   std::lock_guard lock(mutex_);
   auto it = files_.find(endpoint);
   if (it == files_.end()) return ErrorCode::store_unavailable;
-  it->second.claimed = false;
-  it->second.pending = true;
+  File& file = it->second;
+  file.claimed = false;
+  file.pending = true;
+  file.retry_at = retry_at;
+  ++file.failures;
+  pending_by_time_.emplace(retry_at, it->first);
   return ErrorCode::ok;
+}
+
+inline std::vector<PendingFile> MemoryStore::claim_pending(std::size_t max, Clock::time_point now) {
+  std::vector<PendingFile> claimed;
+  std::lock_guard lock(mutex_);
+  for (auto entry = pending_by_time_.begin();
+       entry != pending_by_time_.end() && entry->first <= now && claimed.size() < max;) {
+    auto it = files_.find(entry->second);
+    const bool current = it != files_.end() && it->second.pending &&
+                         it->second.retry_at == entry->first &&
+                         !(it->second.claimed && it->second.lease_until > now);
+    if (current) {
+      it->second.claimed = true;
+      it->second.lease_until = now + options_.claim_lease;
+      claimed.push_back(PendingFile{it->first, it->second.failures});
+    }
+    entry = pending_by_time_.erase(entry);  // taken, or stale
+  }
+  return claimed;
 }
 
 inline std::size_t MemoryStore::expire(Clock::time_point now) {
