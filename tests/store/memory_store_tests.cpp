@@ -1,5 +1,7 @@
 #include "filebuilder/store/memory.hpp"
 
+#include "store/conformance.hpp"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -203,3 +205,7 @@ TEST_CASE("claim_pending takes due pending files once, oldest first, within max"
   CHECK(later[0].endpoint == "p1");
   CHECK(later[0].failures == 2);
 }
+
+// clang-format off
+FILEBUILDER_STORE_CONFORMANCE("memory", [] { return std::make_unique<MemoryStore>(); })
+// clang-format on
