@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "filebuilder/config.hpp"
 #include "filebuilder/dead_letter.hpp"
 #include "filebuilder/log.hpp"
 #include "filebuilder/reassembler.hpp"
@@ -38,7 +39,6 @@
 namespace {
 
 using namespace filebuilder;
-using Handler = source::EventHandler<Reassembler<MemoryStore, CurlUploader>>;
 
 constexpr int exit_ok = 0;
 constexpr int exit_records = 1;  // a record was rejected or failed
@@ -47,23 +47,10 @@ constexpr int exit_usage = 2;    // usage error or unreadable FILE
 // Bare chunks are uploaded in batches of this many records (concurrently).
 constexpr std::size_t chunk_batch = 256;
 
-struct ReplayOptions {
+struct ReplayCommand {
   std::vector<std::string> files;
   std::string format = "detect";
-  std::string store = "memory:";
-  std::vector<std::string> allow_hosts;
-  std::string ca_file;
-  std::string dead_letter;
-  std::string log_level = "info";
-  std::uint64_t max_partitions = Limits{}.max_partitions;
-  std::uint64_t max_part_bytes = Limits{}.max_part_bytes;
-  std::uint64_t max_file_bytes = Limits{}.max_file_bytes;
-  std::uint64_t max_memory_bytes = MemoryStoreOptions{}.max_bytes;
-  std::size_t max_open_files = MemoryStoreOptions{}.max_open_files;
-  std::int64_t expire_after = MemoryStoreOptions{}.expire_after.count();
-  unsigned upload_attempts = CurlUploaderOptions{}.max_attempts;
-  std::int64_t retry_backoff_ms = CurlUploaderOptions{}.backoff_base.count();
-  std::int64_t upload_timeout = CurlUploaderOptions{}.total_timeout.count() / 1000;
+  Config config;
 };
 
 struct SplitCommandOptions {
@@ -74,6 +61,7 @@ struct SplitCommandOptions {
   std::string file;
 };
 
+template <typename Handler>
 class Replayer {
  public:
   Replayer(Handler& handler, source::InputFormat format, bool name_files)
@@ -171,82 +159,30 @@ std::optional<std::string> read_file(const std::string& path) {
   return content;
 }
 
-std::vector<std::string> split_commas(std::string_view text) {
-  std::vector<std::string> parts;
-  while (!text.empty()) {
-    const std::size_t comma = text.find(',');
-    const std::string_view part = source::trim_json_space(text.substr(0, comma));
-    if (!part.empty()) parts.emplace_back(part);
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
-  }
-  return parts;
-}
-
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "filebuilder: %s\n", message.c_str());
   return exit_usage;
 }
 
-int run_replay(const ReplayOptions& options) {
-  LogLevel level = LogLevel::info;
-  if (!parse_log_level(options.log_level, level))
-    return usage_error("unknown log level '" + options.log_level + "'");
-  if (options.store != "memory:" && options.store != "memory")
-    return usage_error("store '" + options.store + "' is not supported (only memory:)");
+source::InputFormat input_format(std::string_view name) {
+  if (name == "lambda") return source::InputFormat::lambda;
+  if (name == "firehose") return source::InputFormat::firehose;
+  if (name == "ndjson") return source::InputFormat::ndjson;
+  return source::InputFormat::detect;
+}
 
-  EndpointPolicy policy;
-  std::vector<std::string> hosts;
-  for (const std::string& entry : options.allow_hosts)
-    for (std::string& host : split_commas(entry)) hosts.push_back(std::move(host));
-  for (const std::string& host : hosts) {
-    AllowedHost allowed;
-    if (parse_allowed_host(host).get(allowed) != ErrorCode::ok)
-      return usage_error("invalid --allow-host '" + host + "'");
-    policy.allow(std::move(allowed));
-  }
-  std::optional<DeadLetterBox> dead_letter;
-  if (!options.dead_letter.empty()) {
-    dead_letter.emplace(options.dead_letter);
-    if (!dead_letter->ok())
-      return usage_error("cannot create dead-letter directory '" + options.dead_letter + "'");
-  }
+// Everything after the store is chosen: the same for every store.
+template <StateStore Store>
+int replay_with(Store& store, const ReplayCommand& command, const EndpointPolicy& policy,
+                Logger& logger, DeadLetterBox* dead_letter) {
+  CurlUploader uploader(curl_uploader_options(command.config, policy));
+  Reassembler reassembler(store, uploader, command.config.reassembler_options(policy));
+  source::EventHandler handler(reassembler, logger);
+  if (dead_letter != nullptr) handler.set_dead_letter(dead_letter);
 
-  Logger logger(level);
-  MemoryStoreOptions store_options;
-  store_options.max_bytes = options.max_memory_bytes;
-  store_options.max_open_files = options.max_open_files;
-  store_options.expire_after = std::chrono::seconds(options.expire_after);
-  MemoryStore store(store_options);
-
-  CurlUploaderOptions upload_options;
-  upload_options.policy = policy;
-  upload_options.ca_file = options.ca_file;
-  upload_options.max_attempts = std::max(1u, options.upload_attempts);
-  upload_options.backoff_base = std::chrono::milliseconds(options.retry_backoff_ms);
-  upload_options.total_timeout = std::chrono::seconds(options.upload_timeout);
-  CurlUploader uploader(upload_options);
-
-  ReassemblerOptions reassembler_options;
-  reassembler_options.limits = {options.max_partitions, options.max_part_bytes,
-                                options.max_file_bytes};
-  reassembler_options.policy = policy;
-  Reassembler reassembler(store, uploader, reassembler_options);
-
-  Handler handler(reassembler, logger);
-  if (dead_letter) handler.set_dead_letter(&*dead_letter);
-
-  source::InputFormat format = source::InputFormat::detect;
-  if (options.format == "lambda")
-    format = source::InputFormat::lambda;
-  else if (options.format == "firehose")
-    format = source::InputFormat::firehose;
-  else if (options.format == "ndjson")
-    format = source::InputFormat::ndjson;
-
-  std::vector<std::string> files = options.files;
+  std::vector<std::string> files = command.files;
   if (files.empty()) files.emplace_back("-");
-  Replayer replayer(handler, format, files.size() > 1);
+  Replayer replayer(handler, input_format(command.format), files.size() > 1);
   bool unreadable = false;
   for (const std::string& file : files) {
     if (file == "-") {
@@ -266,6 +202,30 @@ int run_replay(const ReplayOptions& options) {
   }
   if (unreadable) return exit_usage;
   return handler.any_problem() ? exit_records : exit_ok;
+}
+
+int run_replay(const ReplayCommand& command) {
+  const Config& config = command.config;
+  LogLevel level = LogLevel::info;
+  if (!parse_log_level(config.log_level, level))
+    return usage_error("unknown log level '" + config.log_level + "'");
+  EndpointPolicy policy;
+  std::string bad_host;
+  if (config.endpoint_policy(policy, bad_host) != ErrorCode::ok)
+    return usage_error("invalid --allow-host '" + bad_host + "'");
+  std::optional<DeadLetterBox> dead_letter;
+  if (!config.dead_letter.empty()) {
+    dead_letter.emplace(config.dead_letter);
+    if (!dead_letter->ok())
+      return usage_error("cannot create dead-letter directory '" + config.dead_letter + "'");
+  }
+  Logger logger(level);
+  DeadLetterBox* box = dead_letter ? &*dead_letter : nullptr;
+  if (config.store == "memory:" || config.store == "memory") {
+    MemoryStore store(config.memory_store_options());
+    return replay_with(store, command, policy, logger, box);
+  }
+  return usage_error("store '" + config.store + "' is not supported (only memory:)");
 }
 
 int run_split(const SplitCommandOptions& options) {
@@ -304,50 +264,54 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("filebuilder ") + FILEBUILDER_VERSION_STRING);
   app.require_subcommand(1);
 
-  ReplayOptions replay;
+  ReplayCommand replay;
+  Config& config = replay.config;
   CLI::App* replay_cmd =
       app.add_subcommand("replay", "Feed events or chunk records to one Reassembler");
   replay_cmd->add_option("FILE", replay.files, "Input files ('-' or none: standard input)");
   replay_cmd->add_option("--format", replay.format, "Input kind (default: detected per file)")
       ->check(CLI::IsMember({"detect", "lambda", "firehose", "ndjson"}));
-  replay_cmd->add_option("--store", replay.store, "State store URL (memory:)")
+  replay_cmd->add_option("--store", config.store, "State store URL (memory:)")
       ->envname("FILEBUILDER_STORE");
   replay_cmd
-      ->add_option("--allow-host", replay.allow_hosts,
+      ->add_option("--allow-host", config.allow_hosts,
                    "HOST[:PORT] that may be reached over http and on private addresses")
       ->allow_extra_args(false)
       ->envname("FILEBUILDER_ALLOW_HOSTS");
-  replay_cmd->add_option("--ca-file", replay.ca_file, "Extra trusted CA certificate (PEM)")
+  replay_cmd->add_option("--ca-file", config.ca_file, "Extra trusted CA certificate (PEM)")
       ->envname("FILEBUILDER_CA_FILE");
-  replay_cmd->add_option("--dead-letter", replay.dead_letter, "Keep every rejected record in DIR")
+  replay_cmd->add_option("--dead-letter", config.dead_letter, "Keep every rejected record in DIR")
       ->envname("FILEBUILDER_DEAD_LETTER");
-  replay_cmd->add_option("--log-level", replay.log_level, "debug|info|warn|error|off")
+  replay_cmd->add_option("--log-level", config.log_level, "debug|info|warn|error|off")
       ->envname("LOG_LEVEL");
-  replay_cmd->add_option("--max-partitions", replay.max_partitions, "Most partitions per file")
+  replay_cmd
+      ->add_option("--max-partitions", config.limits.max_partitions, "Most partitions per file")
       ->envname("FILEBUILDER_MAX_PARTITIONS");
-  replay_cmd->add_option("--max-part-bytes", replay.max_part_bytes, "Most decoded bytes per part")
+  replay_cmd
+      ->add_option("--max-part-bytes", config.limits.max_part_bytes, "Most decoded bytes per part")
       ->envname("FILEBUILDER_MAX_PART_BYTES");
-  replay_cmd->add_option("--max-file-bytes", replay.max_file_bytes, "Most bytes per file")
+  replay_cmd->add_option("--max-file-bytes", config.limits.max_file_bytes, "Most bytes per file")
       ->envname("FILEBUILDER_MAX_FILE_BYTES");
   replay_cmd
-      ->add_option("--max-memory-bytes", replay.max_memory_bytes,
+      ->add_option("--max-memory-bytes", config.max_memory_bytes,
                    "Most bytes the memory store holds")
       ->envname("FILEBUILDER_MAX_MEMORY_BYTES");
-  replay_cmd->add_option("--max-open-files", replay.max_open_files, "Most unfinished files")
+  replay_cmd->add_option("--max-open-files", config.max_open_files, "Most unfinished files")
       ->envname("FILEBUILDER_MAX_OPEN_FILES");
   replay_cmd
-      ->add_option("--expire-after", replay.expire_after,
+      ->add_option("--expire-after", config.expire_after_seconds,
                    "Seconds before an abandoned file is dropped")
       ->envname("FILEBUILDER_EXPIRE_AFTER");
   replay_cmd
-      ->add_option("--upload-attempts", replay.upload_attempts,
+      ->add_option("--upload-attempts", config.upload_attempts,
                    "Requests per upload, retries included")
       ->envname("FILEBUILDER_UPLOAD_ATTEMPTS");
   replay_cmd
-      ->add_option("--retry-backoff-ms", replay.retry_backoff_ms,
+      ->add_option("--retry-backoff-ms", config.retry_backoff_ms,
                    "First retry delay (doubles, jittered)")
       ->envname("FILEBUILDER_RETRY_BACKOFF_MS");
-  replay_cmd->add_option("--upload-timeout", replay.upload_timeout, "Seconds per upload attempt")
+  replay_cmd
+      ->add_option("--upload-timeout", config.upload_timeout_seconds, "Seconds per upload attempt")
       ->envname("FILEBUILDER_UPLOAD_TIMEOUT");
 
   SplitCommandOptions split;

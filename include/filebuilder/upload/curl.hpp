@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "filebuilder/concepts.hpp"
+#include "filebuilder/config.hpp"
 #include "filebuilder/error.hpp"
 #include "filebuilder/upload/policy.hpp"
 
@@ -593,6 +594,18 @@ inline void CurlUploader::upload(std::span<UploadJob> jobs) {
 
 inline const CurlUploaderOptions& CurlUploader::options() const noexcept {
   return state_->options();
+}
+
+/// The uploader options a Config asks for (CLI flags, Lambda and daemon environment).
+[[nodiscard]] inline CurlUploaderOptions curl_uploader_options(const Config& config,
+                                                               const EndpointPolicy& policy) {
+  CurlUploaderOptions options;
+  options.policy = policy;
+  options.ca_file = config.ca_file;
+  options.max_attempts = std::max(1u, config.upload_attempts);
+  options.backoff_base = std::chrono::milliseconds(config.retry_backoff_ms);
+  options.total_timeout = std::chrono::seconds(config.upload_timeout_seconds);
+  return options;
 }
 
 }  // namespace filebuilder

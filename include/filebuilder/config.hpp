@@ -1,0 +1,80 @@
+// filebuilder: the configuration every adapter shares (CLI flags, Lambda and
+// daemon environment), turned into the options of the policy, the store, the
+// uploader and the Reassembler. One place, so that `--max-part-bytes` and
+// FILEBUILDER_MAX_PART_BYTES mean the same everywhere.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filebuilder/chunk.hpp"
+#include "filebuilder/error.hpp"
+#include "filebuilder/log.hpp"
+#include "filebuilder/reassembler.hpp"
+#include "filebuilder/store/memory.hpp"
+#include "filebuilder/upload/policy.hpp"
+
+namespace filebuilder {
+
+struct Config {
+  std::string store = "memory:";         // FILEBUILDER_STORE
+  std::vector<std::string> allow_hosts;  // FILEBUILDER_ALLOW_HOSTS (comma-separated entries)
+  std::string ca_file;                   // FILEBUILDER_CA_FILE
+  std::string dead_letter;               // FILEBUILDER_DEAD_LETTER
+  std::string log_level = "info";        // LOG_LEVEL
+  Limits limits{};  // FILEBUILDER_MAX_PARTITIONS, _MAX_PART_BYTES, _MAX_FILE_BYTES
+  std::uint64_t max_memory_bytes = MemoryStoreOptions{}.max_bytes;  // FILEBUILDER_MAX_MEMORY_BYTES
+  std::uint64_t max_open_files = MemoryStoreOptions{}.max_open_files;  // FILEBUILDER_MAX_OPEN_FILES
+  std::int64_t expire_after_seconds =
+      MemoryStoreOptions{}.expire_after.count();  // FILEBUILDER_EXPIRE_AFTER
+  unsigned upload_attempts = 4;                   // FILEBUILDER_UPLOAD_ATTEMPTS (retries included)
+  std::int64_t retry_backoff_ms = 200;        // FILEBUILDER_RETRY_BACKOFF_MS (first retry delay)
+  std::int64_t upload_timeout_seconds = 300;  // FILEBUILDER_UPLOAD_TIMEOUT (per attempt)
+
+  /// The allow-list as a policy; endpoint_invalid names a bad entry in `bad`.
+  [[nodiscard]] ErrorCode endpoint_policy(EndpointPolicy& out, std::string& bad) const {
+    EndpointPolicy policy;
+    for (const std::string& entry : allow_hosts) {
+      std::string_view rest = entry;
+      while (!rest.empty()) {
+        const std::size_t comma = rest.find(',');
+        std::string_view host = rest.substr(0, comma);
+        while (!host.empty() && host.front() == ' ') host.remove_prefix(1);
+        while (!host.empty() && host.back() == ' ') host.remove_suffix(1);
+        if (!host.empty()) {
+          AllowedHost allowed;
+          if (parse_allowed_host(host).get(allowed) != ErrorCode::ok) {
+            bad = std::string(host);
+            return ErrorCode::endpoint_invalid;
+          }
+          policy.allow(std::move(allowed));
+        }
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+    }
+    out = std::move(policy);
+    return ErrorCode::ok;
+  }
+
+  [[nodiscard]] MemoryStoreOptions memory_store_options() const {
+    MemoryStoreOptions options;
+    options.max_bytes = max_memory_bytes;
+    options.max_open_files = static_cast<std::size_t>(max_open_files);
+    options.expire_after = std::chrono::seconds(expire_after_seconds);
+    return options;
+  }
+
+  [[nodiscard]] ReassemblerOptions reassembler_options(const EndpointPolicy& policy) const {
+    ReassemblerOptions options;
+    options.limits = limits;
+    options.policy = policy;
+    return options;
+  }
+};
+
+}  // namespace filebuilder

@@ -1,0 +1,54 @@
+#include "filebuilder/config.hpp"
+
+#include <doctest/doctest.h>
+
+#include "filebuilder/upload/curl.hpp"
+
+using namespace filebuilder;
+
+TEST_CASE("config: allow-list entries, repeated and comma-separated, become one policy") {
+  Config config;
+  config.allow_hosts = {"127.0.0.1:8080, Example.COM", "[::1]"};
+  EndpointPolicy policy;
+  std::string bad;
+  REQUIRE(config.endpoint_policy(policy, bad) == ErrorCode::ok);
+  CHECK(policy.allowed().size() == 3);
+  CHECK(policy.check("http://127.0.0.1:8080/x") == ErrorCode::ok);
+  CHECK(policy.check("http://127.0.0.1:8081/x") == ErrorCode::endpoint_scheme);
+  CHECK(policy.check("http://example.com/x") == ErrorCode::ok);
+  CHECK(policy.check("http://[::1]:9/x") == ErrorCode::ok);
+  CHECK(policy.check("http://other.example.com/x") == ErrorCode::endpoint_scheme);
+}
+
+TEST_CASE("config: a bad allow-list entry is named") {
+  Config config;
+  config.allow_hosts = {"good.example.com,bad host:99999"};
+  EndpointPolicy policy;
+  std::string bad;
+  CHECK(config.endpoint_policy(policy, bad) == ErrorCode::endpoint_invalid);
+  CHECK(bad == "bad host:99999");
+}
+
+TEST_CASE("config: limits and store and uploader options follow the settings") {
+  Config config;
+  config.limits.max_part_bytes = 10;
+  config.max_memory_bytes = 1234;
+  config.max_open_files = 7;
+  config.expire_after_seconds = 60;
+  config.upload_attempts = 0;
+  config.retry_backoff_ms = 5;
+  config.upload_timeout_seconds = 9;
+  config.ca_file = "/tmp/ca.pem";
+  const MemoryStoreOptions store = config.memory_store_options();
+  CHECK(store.max_bytes == 1234);
+  CHECK(store.max_open_files == 7);
+  CHECK(store.expire_after == std::chrono::seconds(60));
+  EndpointPolicy policy;
+  const ReassemblerOptions reassembler = config.reassembler_options(policy);
+  CHECK(reassembler.limits.max_part_bytes == 10);
+  const CurlUploaderOptions uploader = curl_uploader_options(config, policy);
+  CHECK(uploader.max_attempts == 1);  // at least one attempt
+  CHECK(uploader.backoff_base == std::chrono::milliseconds(5));
+  CHECK(uploader.total_timeout == std::chrono::seconds(9));
+  CHECK(uploader.ca_file == "/tmp/ca.pem");
+}
