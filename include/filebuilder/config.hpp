@@ -4,11 +4,14 @@
 // FILEBUILDER_MAX_PART_BYTES mean the same everywhere.
 #pragma once
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "filebuilder/chunk.hpp"
@@ -34,6 +37,52 @@ struct Config {
   unsigned upload_attempts = 4;                   // FILEBUILDER_UPLOAD_ATTEMPTS (retries included)
   std::int64_t retry_backoff_ms = 200;        // FILEBUILDER_RETRY_BACKOFF_MS (first retry delay)
   std::int64_t upload_timeout_seconds = 300;  // FILEBUILDER_UPLOAD_TIMEOUT (per attempt)
+
+  /// Reads the FILEBUILDER_* variables and LOG_LEVEL (the names above) over
+  /// the defaults. `get` is getenv or a test's stand-in. A variable that is
+  /// set but not a valid number is invalid_config, naming it in `bad`.
+  template <typename Getenv>
+  [[nodiscard]] static ErrorCode from_environment(Getenv&& get, Config& out, std::string& bad) {
+    Config config;
+    const auto text = [&](const char* name, std::string& field) {
+      if (const char* value = get(name); value != nullptr) field = value;
+    };
+    bool ok = true;
+    const auto number = [&](const char* name, auto& field) {
+      const char* value = get(name);
+      if (value == nullptr || !ok) return;
+      using T = std::remove_reference_t<decltype(field)>;
+      char* end = nullptr;
+      errno = 0;
+      const long long parsed = std::strtoll(value, &end, 10);
+      if (*value == '\0' || *end != '\0' || errno != 0 || parsed < 0 ||
+          static_cast<unsigned long long>(parsed) >
+              static_cast<unsigned long long>(std::numeric_limits<T>::max())) {
+        ok = false;
+        bad = name;
+        return;
+      }
+      field = static_cast<T>(parsed);
+    };
+    text("FILEBUILDER_STORE", config.store);
+    if (const char* hosts = get("FILEBUILDER_ALLOW_HOSTS"); hosts != nullptr)
+      config.allow_hosts = {hosts};
+    text("FILEBUILDER_CA_FILE", config.ca_file);
+    text("FILEBUILDER_DEAD_LETTER", config.dead_letter);
+    text("LOG_LEVEL", config.log_level);
+    number("FILEBUILDER_MAX_PARTITIONS", config.limits.max_partitions);
+    number("FILEBUILDER_MAX_PART_BYTES", config.limits.max_part_bytes);
+    number("FILEBUILDER_MAX_FILE_BYTES", config.limits.max_file_bytes);
+    number("FILEBUILDER_MAX_MEMORY_BYTES", config.max_memory_bytes);
+    number("FILEBUILDER_MAX_OPEN_FILES", config.max_open_files);
+    number("FILEBUILDER_EXPIRE_AFTER", config.expire_after_seconds);
+    number("FILEBUILDER_UPLOAD_ATTEMPTS", config.upload_attempts);
+    number("FILEBUILDER_RETRY_BACKOFF_MS", config.retry_backoff_ms);
+    number("FILEBUILDER_UPLOAD_TIMEOUT", config.upload_timeout_seconds);
+    if (!ok) return ErrorCode::invalid_config;
+    out = std::move(config);
+    return ErrorCode::ok;
+  }
 
   /// The allow-list as a policy; endpoint_invalid names a bad entry in `bad`.
   [[nodiscard]] ErrorCode endpoint_policy(EndpointPolicy& out, std::string& bad) const {

@@ -44,6 +44,8 @@ enum class ErrorCode : std::uint8_t {
   // Envelopes.
   bad_record_data,  // the envelope's data is not base64
   bad_event,        // the envelope is not a recognised event
+  // Configuration.
+  invalid_config,  // a setting (flag or environment variable) is not valid
 };
 
 /// The stable snake_case name of a code, as written in logs and replies.
@@ -74,6 +76,7 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::upload_refused: return "upload_refused";
     case ErrorCode::bad_record_data: return "bad_record_data";
     case ErrorCode::bad_event: return "bad_event";
+    case ErrorCode::invalid_config: return "invalid_config";
   }
   return "unknown";
 }
@@ -107,6 +110,7 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::upload_refused: return "the upload target refused the file";
     case ErrorCode::bad_record_data: return "the record's data is not valid base64";
     case ErrorCode::bad_event: return "not a recognised event";
+    case ErrorCode::invalid_config: return "a setting is not valid";
   }
   return "unknown error";
 }

@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
+#include <string>
+
 #include "filebuilder/upload/curl.hpp"
 
 using namespace filebuilder;
@@ -51,4 +54,36 @@ TEST_CASE("config: limits and store and uploader options follow the settings") {
   CHECK(uploader.backoff_base == std::chrono::milliseconds(5));
   CHECK(uploader.total_timeout == std::chrono::seconds(9));
   CHECK(uploader.ca_file == "/tmp/ca.pem");
+}
+
+TEST_CASE("config: read from the environment, numbers checked") {
+  std::map<std::string, std::string> env = {
+      {"FILEBUILDER_STORE", "file:/tmp/fb"},
+      {"FILEBUILDER_ALLOW_HOSTS", "127.0.0.1:9000,example.com"},
+      {"LOG_LEVEL", "debug"},
+      {"FILEBUILDER_MAX_PART_BYTES", "2048"},
+      {"FILEBUILDER_UPLOAD_ATTEMPTS", "2"},
+  };
+  const auto get = [&](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  Config config;
+  std::string bad;
+  REQUIRE(Config::from_environment(get, config, bad) == ErrorCode::ok);
+  CHECK(config.store == "file:/tmp/fb");
+  CHECK(config.log_level == "debug");
+  CHECK(config.limits.max_part_bytes == 2048);
+  CHECK(config.limits.max_partitions == Limits{}.max_partitions);
+  CHECK(config.upload_attempts == 2);
+  EndpointPolicy policy;
+  REQUIRE(config.endpoint_policy(policy, bad) == ErrorCode::ok);
+  CHECK(policy.allowed().size() == 2);
+
+  for (const char* value : {"", "12x", "-1", "99999999999999999999", "4294967296"}) {
+    CAPTURE(std::string(value));
+    env["FILEBUILDER_UPLOAD_ATTEMPTS"] = value;
+    CHECK(Config::from_environment(get, config, bad) == ErrorCode::invalid_config);
+    CHECK(bad == "FILEBUILDER_UPLOAD_ATTEMPTS");
+  }
 }
