@@ -46,6 +46,8 @@ enum class ErrorCode : std::uint8_t {
   bad_event,        // the envelope is not a recognised event
   // Configuration.
   invalid_config,  // a setting (flag or environment variable) is not valid
+  // Adapters.
+  deadline,  // not processed: the invocation's deadline was near (transient: retried)
 };
 
 /// The stable snake_case name of a code, as written in logs and replies.
@@ -77,6 +79,7 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::bad_record_data: return "bad_record_data";
     case ErrorCode::bad_event: return "bad_event";
     case ErrorCode::invalid_config: return "invalid_config";
+    case ErrorCode::deadline: return "deadline";
   }
   return "unknown";
 }
@@ -111,6 +114,8 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::bad_record_data: return "the record's data is not valid base64";
     case ErrorCode::bad_event: return "not a recognised event";
     case ErrorCode::invalid_config: return "a setting is not valid";
+    case ErrorCode::deadline:
+      return "not processed before the invocation's deadline; it will be retried";
   }
   return "unknown error";
 }

@@ -129,6 +129,14 @@ class Reassembler {
     return index;
   }
 
+  /// Records a transient failure for a record the adapter did not process
+  /// (e.g. deadline), so that indices stay aligned and the source retries it.
+  std::size_t add_failed(ErrorCode error, std::string_view message = {}) {
+    const std::size_t index = start_record();
+    fail(outcomes_[index], error, message);
+    return index;
+  }
+
   static constexpr std::size_t no_record = static_cast<std::size_t>(-1);
 
   /// Uploads the files completed since the last flush, and retries a bounded

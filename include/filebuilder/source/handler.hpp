@@ -10,6 +10,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -94,6 +95,12 @@ class EventHandler {
 
   void set_dead_letter(DeadLetterBox* box) noexcept { dead_letter_ = box; }
 
+  /// Consulted before each record of an event: once it returns true, that
+  /// record and the rest of the event are not processed but reported failed
+  /// (error `deadline`): listed in batchItemFailures, or ProcessingFailed
+  /// with their original data, so the source delivers them again.
+  void set_deadline(std::function<bool()> stop_now) { stop_now_ = std::move(stop_now); }
+
   /// Handles one document (an event, or a bare chunk unless the format is
   /// lambda or firehose). Appends an event's reply to `reply`. A bare chunk is
   /// added now and uploaded at flush_chunks() (or before the next event).
@@ -126,7 +133,14 @@ class EventHandler {
       return DocumentKind::bad_event;
     }
     source_ = kind == DocumentKind::lambda ? "lambda" : "firehose";
-    for (const EnvelopeRecord& record : records_) add_envelope_record(record);
+    bool stopped = false;
+    for (const EnvelopeRecord& record : records_) {
+      stopped = stopped || (stop_now_ && stop_now_());
+      if (stopped)
+        reassembler_.add_failed(ErrorCode::deadline, "not processed: the deadline is near");
+      else
+        add_envelope_record(record);
+    }
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
     for (std::size_t i = 0; i < records_.size(); ++i) {
       // Envelope data that is not base64 goes into a dead letter encoded, like any raw bytes.
@@ -291,6 +305,7 @@ class EventHandler {
   R& reassembler_;
   Logger& logger_;
   DeadLetterBox* dead_letter_ = nullptr;
+  std::function<bool()> stop_now_;
   simdjson::ondemand::parser event_parser_;
   std::vector<EnvelopeRecord> records_;
   std::string data_;  // decoded envelope data (reused)
