@@ -26,15 +26,35 @@
 //     the offending one. Bytes of `out` after them (within
 //     max_decoded_size(input.size())) may have been overwritten.
 //
-// The kernel is chosen here; today only the scalar one
-// (detail/base64_scalar.hpp) exists.
+// Kernels. decode() runs the bulk of the input (the quartets before the last
+// one) through one of several kernels, all giving the same answer (bytes,
+// error, position, written) on every input; the last quartet and the error
+// paths are shared scalar code:
+//   scalar  portable (detail/base64_scalar.hpp), the reference
+//   avx2    x86-64 with AVX2 (detail/base64_avx2.hpp)
+//   avx512  x86-64 with AVX-512 F/BW/VL/VBMI (detail/base64_avx512.hpp)
+// The SIMD kernels are compiled with target attributes (no -march needed) and
+// only with GCC or Clang on x86-64. The best kernel the CPU and the OS
+// support (detail/cpu.hpp) is chosen once, on first use, atomically. The
+// environment variable FILEBUILDER_FORCE_IMPLEMENTATION=scalar|avx2|avx512,
+// read at that first use, forces one (a name the CPU lacks, or any other
+// text, is ignored); set_kernel() and decode_with() do the same from code,
+// for tests and benchmarks.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstddef>
+#include <cstdlib>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
+#include "filebuilder/detail/base64_avx2.hpp"
+#include "filebuilder/detail/base64_avx512.hpp"
 #include "filebuilder/detail/base64_scalar.hpp"
+#include "filebuilder/detail/cpu.hpp"
 #include "filebuilder/error.hpp"
 
 namespace filebuilder::base64 {
@@ -63,6 +83,33 @@ struct DecodeResult {
 /// have room for max_decoded_size(input.size()) bytes. Never throws, never
 /// reads outside `input`.
 [[nodiscard]] inline DecodeResult decode(std::string_view input, char* out) noexcept;
+
+/// A decoding kernel (see the header comment).
+enum class Kernel : unsigned char { scalar, avx2, avx512 };
+
+/// "scalar", "avx2" or "avx512".
+[[nodiscard]] constexpr std::string_view kernel_name(Kernel kernel) noexcept;
+
+/// The kernel of that name (kernel_name), if any.
+[[nodiscard]] constexpr std::optional<Kernel> kernel_from_name(std::string_view name) noexcept;
+
+/// Whether this build and this CPU (with its OS) can run the kernel.
+[[nodiscard]] inline bool kernel_supported(Kernel kernel) noexcept;
+
+/// The kernels kernel_supported() accepts, scalar first, the best last.
+[[nodiscard]] inline std::span<const Kernel> available_kernels() noexcept;
+
+/// The kernel decode() uses (chosen now if it has not been yet).
+[[nodiscard]] inline Kernel active_kernel() noexcept;
+
+/// Makes decode() use `kernel` from now on, in every thread. Returns false,
+/// changing nothing, when the kernel is not supported.
+inline bool set_kernel(Kernel kernel) noexcept;
+
+/// decode() with the given kernel, whatever the active one; a kernel that is
+/// not supported is replaced by the scalar one (the answer is the same).
+[[nodiscard]] inline DecodeResult decode_with(Kernel kernel, std::string_view input,
+                                              char* out) noexcept;
 
 /// The padded encoded length of n bytes: 4 * ceil(n / 3).
 [[nodiscard]] constexpr std::size_t encoded_size(std::size_t n) noexcept;
@@ -94,27 +141,155 @@ constexpr std::size_t decoded_size(std::string_view input) noexcept {
   return size;
 }
 
-inline DecodeResult decode(std::string_view input, char* out) noexcept {
+}  // namespace filebuilder::base64
+
+namespace filebuilder::detail::dispatch {
+
+using base64::DecodeResult;
+using base64::Kernel;
+
+/// The bulk loop of a kernel: scalar::decode_quartets or a replacement.
+using DecodeQuartets = std::size_t (*)(const char*, std::size_t, char*) noexcept;
+
+/// decode() with the given bulk loop.
+inline DecodeResult decode_using(DecodeQuartets decode_quartets, std::string_view input,
+                                 char* out) noexcept {
   const std::size_t n = input.size();
   const std::size_t whole = n / 4;
   const bool aligned = n % 4 == 0;
   // Every whole quartet but the last of an aligned input: no padding allowed.
   const std::size_t inner = (aligned && whole > 0) ? whole - 1 : whole;
 
-  const std::size_t done = detail::scalar::decode_quartets(input.data(), inner, out);
+  const std::size_t done = decode_quartets(input.data(), inner, out);
   if (done < inner) {
     const std::size_t at = 4 * done;
-    return {ErrorCode::bad_base64, at + detail::scalar::first_invalid_in_quartet(input.data() + at),
+    return {ErrorCode::bad_base64, at + scalar::first_invalid_in_quartet(input.data() + at),
             3 * done};
   }
   if (!aligned) return {ErrorCode::bad_base64, 4 * whole, 3 * whole};
   if (whole == 0) return {ErrorCode::ok, 0, 0};
 
   const std::size_t at = 4 * inner;
-  const detail::scalar::FinalQuartet last =
-      detail::scalar::decode_final_quartet(input.data() + at, out + 3 * inner);
+  const scalar::FinalQuartet last =
+      scalar::decode_final_quartet(input.data() + at, out + 3 * inner);
   if (last.error_index < 4) return {ErrorCode::bad_base64, at + last.error_index, 3 * inner};
   return {ErrorCode::ok, n, 3 * inner + last.written};
+}
+
+struct Entry {
+  Kernel kernel;
+  DecodeQuartets decode_quartets;
+};
+
+/// The bulk loop of a not yet chosen kernel: chooses, then runs the choice.
+inline std::size_t choose_then_decode_quartets(const char* in, std::size_t quartets,
+                                               char* out) noexcept;
+
+#if FILEBUILDER_X86_KERNELS
+inline constexpr Entry entries[] = {{Kernel::scalar, &scalar::decode_quartets},
+                                    {Kernel::avx2, &avx2::decode_quartets},
+                                    {Kernel::avx512, &avx512::decode_quartets}};
+#else
+inline constexpr Entry entries[] = {{Kernel::scalar, &scalar::decode_quartets},
+                                    {Kernel::avx2, &scalar::decode_quartets},
+                                    {Kernel::avx512, &scalar::decode_quartets}};
+#endif
+
+inline constexpr Entry not_chosen{Kernel::scalar, &choose_then_decode_quartets};
+
+/// The kernel of decode(): &not_chosen until the first use.
+inline std::atomic<const Entry*> active{&not_chosen};
+
+/// The kernel to use when the environment variable holds `forced` (or is
+/// unset: nullptr): the forced one if supported, else the best.
+inline Kernel choose(const char* forced) noexcept {
+  if (forced != nullptr) {
+    const std::optional<Kernel> kernel = base64::kernel_from_name(forced);
+    if (kernel && base64::kernel_supported(*kernel)) return *kernel;
+  }
+  return base64::available_kernels().back();
+}
+
+/// The active kernel, chosen first if need be (once: a racing thread's
+/// choice, or set_kernel()'s, wins over ours).
+inline const Entry* active_entry() noexcept {
+  const Entry* entry = active.load(std::memory_order_acquire);
+  if (entry != &not_chosen) return entry;
+  const Entry* chosen =
+      &entries[static_cast<unsigned>(choose(std::getenv("FILEBUILDER_FORCE_IMPLEMENTATION")))];
+  if (active.compare_exchange_strong(entry, chosen, std::memory_order_acq_rel)) return chosen;
+  return entry;
+}
+
+inline std::size_t choose_then_decode_quartets(const char* in, std::size_t quartets,
+                                               char* out) noexcept {
+  return active_entry()->decode_quartets(in, quartets, out);
+}
+
+}  // namespace filebuilder::detail::dispatch
+
+namespace filebuilder::base64 {
+
+inline DecodeResult decode(std::string_view input, char* out) noexcept {
+  return detail::dispatch::decode_using(
+      detail::dispatch::active.load(std::memory_order_acquire)->decode_quartets, input, out);
+}
+
+constexpr std::string_view kernel_name(Kernel kernel) noexcept {
+  switch (kernel) {
+    case Kernel::scalar: return "scalar";
+    case Kernel::avx2: return "avx2";
+    case Kernel::avx512: return "avx512";
+  }
+  return "unknown";
+}
+
+constexpr std::optional<Kernel> kernel_from_name(std::string_view name) noexcept {
+  for (const Kernel kernel : {Kernel::scalar, Kernel::avx2, Kernel::avx512}) {
+    if (kernel_name(kernel) == name) return kernel;
+  }
+  return std::nullopt;
+}
+
+inline bool kernel_supported(Kernel kernel) noexcept {
+  switch (kernel) {
+    case Kernel::scalar: return true;
+    case Kernel::avx2: return FILEBUILDER_X86_KERNELS && detail::cpu::features().avx2;
+    case Kernel::avx512: return FILEBUILDER_X86_KERNELS && detail::cpu::features().avx512vbmi;
+  }
+  return false;
+}
+
+inline std::span<const Kernel> available_kernels() noexcept {
+  struct List {
+    std::array<Kernel, 3> kernels{};
+    std::size_t size = 0;
+  };
+  static const List list = [] {
+    List l;
+    for (const Kernel kernel : {Kernel::scalar, Kernel::avx2, Kernel::avx512}) {
+      if (kernel_supported(kernel)) l.kernels[l.size++] = kernel;
+    }
+    return l;
+  }();
+  return {list.kernels.data(), list.size};
+}
+
+inline Kernel active_kernel() noexcept {
+  return detail::dispatch::active_entry()->kernel;
+}
+
+inline bool set_kernel(Kernel kernel) noexcept {
+  if (!kernel_supported(kernel)) return false;
+  detail::dispatch::active.store(&detail::dispatch::entries[static_cast<unsigned>(kernel)],
+                                 std::memory_order_release);
+  return true;
+}
+
+inline DecodeResult decode_with(Kernel kernel, std::string_view input, char* out) noexcept {
+  const Kernel use = kernel_supported(kernel) ? kernel : Kernel::scalar;
+  return detail::dispatch::decode_using(
+      detail::dispatch::entries[static_cast<unsigned>(use)].decode_quartets, input, out);
 }
 
 constexpr std::size_t encoded_size(std::size_t n) noexcept {

@@ -1,0 +1,190 @@
+// filebuilder: the AVX2 base64 decoding kernel (x86-64, GCC/Clang only).
+//
+// A drop-in replacement for scalar::decode_quartets (same contract, same
+// answer), compiled with a target attribute so that the library itself needs
+// no -march flag; base64.hpp calls it only when cpu::features().avx2.
+//
+// 32 characters (8 quartets) per step, the well-known nibble technique:
+//   - validity: the low and the high nibble of each character each select a
+//     set of bits (pshufb); a character is in the alphabet exactly when the
+//     two sets are disjoint (one vptest for the 32). Bytes >= 0x80 have a
+//     high nibble whose set meets every low-nibble set.
+//   - translation: the high nibble selects the offset that turns the
+//     character into its sextet (pshufb + add); '/', which shares its
+//     nibble with '+', comes out as 66 and a minimum with 63 corrects it.
+//   - packing: pmaddubsw merges sextet pairs into 12 bits, pmaddwd those
+//     pairs into 24 bits per 32-bit lane; a byte shuffle puts them in big-
+//     endian order, 12 bytes at the start of each 128-bit lane, and the two
+//     lanes are stored 12 bytes apart (no lane-crossing permute).
+// The main loop runs groups of 4 steps (128 characters), each step stored
+// before the group's verdict. A group, or a later step, with any character
+// outside the alphabet is handed to the scalar loop from its first quartet,
+// which stops at exactly the quartet the scalar kernel would: the results of
+// both kernels are identical by construction.
+//
+// Loads are unaligned and never pass in + 4 * quartets. Stores stay inside
+// out[0, 3 * quartets): two 16-byte stores (24 bytes of data, 28 written) are
+// used only where 4 more bytes of room follow; elsewhere 16 + 8 bytes are
+// stored. The last
+// partial step re-decodes the final 32 characters (they overlap quartets
+// already decoded, which are rewritten with the same bytes), so that inputs
+// of 8 quartets or more need no scalar tail.
+#pragma once
+
+#include <cstddef>
+
+#include "filebuilder/detail/base64_scalar.hpp"
+#include "filebuilder/detail/cpu.hpp"
+
+#if FILEBUILDER_X86_KERNELS
+
+#include <immintrin.h>
+
+#define FILEBUILDER_TARGET_AVX2 __attribute__((target("avx2")))
+
+namespace filebuilder::detail::avx2 {
+
+/// scalar::decode_quartets with AVX2 (the caller checks that the CPU has it).
+[[nodiscard]] FILEBUILDER_TARGET_AVX2 inline std::size_t decode_quartets(const char* in,
+                                                                         std::size_t quartets,
+                                                                         char* out) noexcept;
+
+// ---------------------------------------------------------------------------
+// Definitions
+
+namespace util {
+
+/// The lookup tables and constants of a step, made once per call.
+struct Constants {
+  __m256i hi_sets;
+  __m256i lo_sets;
+  __m256i offsets;
+  __m256i nibble;
+  __m256i max_sextet;
+  __m256i merge_pairs;
+  __m256i merge_lanes;
+  __m256i order;
+};
+
+FILEBUILDER_TARGET_AVX2 inline Constants make_constants() noexcept {
+  Constants k;
+  // Bits of the "invalid" sets, by high nibble: 0x01 for 0x2_, 0x02 for 0x3_,
+  // 0x04 for 0x4_ and 0x6_, 0x08 for 0x5_ and 0x7_, 0x10 for everything else.
+  k.hi_sets = _mm256_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10,
+                               0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08,
+                               0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
+  // By low nibble, the high-nibble sets for which that low nibble is invalid:
+  // 0x2_ accepts only B and F ('+' '/'), 0x3_ only 0..9, 0x4_/0x6_ all but 0,
+  // 0x5_/0x7_ only 0..A.
+  k.lo_sets = _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13,
+                               0x1A, 0x1B, 0x1B, 0x1B, 0x1A, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11,
+                               0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A);
+  // Offset character -> sextet by high nibble. 0x2_ holds '+' (62) and '/'
+  // (63): the offset of '+' takes '/' to 66, the only result above 63 of a
+  // valid character, brought back to 63 by an unsigned minimum.
+  k.offsets = _mm256_setr_epi8(0, 0, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 19, 4,
+                               -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+  k.nibble = _mm256_set1_epi8(0x0F);
+  k.max_sextet = _mm256_set1_epi8(63);
+  // (a, b, c, d) -> a * 64 + b, c * 64 + d -> (a * 64 + b) * 4096 + c * 64 + d
+  k.merge_pairs = _mm256_set1_epi32(0x01400140);
+  k.merge_lanes = _mm256_set1_epi32(0x00011000);
+  // The 3 low bytes of each 32-bit lane, high byte first, 12 per 128-bit lane.
+  k.order = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5,
+                             4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+  return k;
+}
+
+/// 32 characters -> 32 sextets in `values`; returns 1 when every character
+/// is in the alphabet, else 0 (`values` is then garbage where they are not).
+FILEBUILDER_TARGET_AVX2 inline int translate(const Constants& k, __m256i chars,
+                                             __m256i& values) noexcept {
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(chars, 4), k.nibble);
+  const __m256i lo = _mm256_and_si256(chars, k.nibble);
+  const __m256i lo_bits = _mm256_shuffle_epi8(k.lo_sets, lo);
+  const __m256i hi_bits = _mm256_shuffle_epi8(k.hi_sets, hi);
+  values =
+      _mm256_min_epu8(_mm256_add_epi8(chars, _mm256_shuffle_epi8(k.offsets, hi)), k.max_sextet);
+  return _mm256_testz_si256(lo_bits, hi_bits);
+}
+
+/// 32 sextets -> 24 bytes: 12 at the start of each 128-bit lane (the last 4
+/// bytes of each lane are zero).
+FILEBUILDER_TARGET_AVX2 inline __m256i pack(const Constants& k, __m256i values) noexcept {
+  const __m256i pairs = _mm256_maddubs_epi16(values, k.merge_pairs);
+  const __m256i lanes = _mm256_madd_epi16(pairs, k.merge_lanes);
+  return _mm256_shuffle_epi8(lanes, k.order);
+}
+
+FILEBUILDER_TARGET_AVX2 inline __m256i load(const char* in) noexcept {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in));
+}
+
+/// Stores the 24 data bytes exactly.
+FILEBUILDER_TARGET_AVX2 inline void store24(char* out, __m256i lanes) noexcept {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(lanes));
+  const __m128i high = _mm256_extracti128_si256(lanes, 1);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 12), high);
+  _mm_storeu_si32(out + 20, _mm_srli_si128(high, 8));
+}
+
+/// Stores the 24 data bytes and 4 more (room must follow): 16 bytes from each
+/// lane, the second overwriting the 4 spare bytes of the first.
+FILEBUILDER_TARGET_AVX2 inline void store28(char* out, __m256i lanes) noexcept {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(lanes));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 12), _mm256_extracti128_si256(lanes, 1));
+}
+
+}  // namespace util
+
+FILEBUILDER_TARGET_AVX2 inline std::size_t decode_quartets(const char* in, std::size_t quartets,
+                                                           char* out) noexcept {
+  if (quartets < 8) return scalar::decode_quartets(in, quartets, out);
+  const util::Constants k = util::make_constants();
+  std::size_t q = 0;  // quartets decoded so far
+  // Groups of 4 steps (32 quartets): the last store of a group ends at
+  // 3 * (q + 24) + 28 = 3 * q + 100 <= 3 * quartets.
+  while (quartets - q >= 34) {
+    const char* src = in + 4 * q;
+    char* dst = out + 3 * q;
+    // Each step is stored before the group's verdict (out may be overwritten
+    // past the bytes returned), so that few registers stay live.
+    int good = 1;
+    for (int step = 0; step < 4; ++step) {
+      __m256i values;
+      good &= util::translate(k, util::load(src + 32 * step), values);
+      util::store28(dst + 24 * step, util::pack(k, values));
+    }
+    if (!good) {
+      return q + scalar::decode_quartets(src, quartets - q, dst);
+    }
+    q += 32;
+  }
+  // Single steps, storing exactly 24 bytes when no room for 28 follows.
+  while (quartets - q >= 8) {
+    __m256i v;
+    if (!util::translate(k, util::load(in + 4 * q), v)) {
+      return q + scalar::decode_quartets(in + 4 * q, quartets - q, out + 3 * q);
+    }
+    if (quartets - q >= 10) {
+      util::store28(out + 3 * q, util::pack(k, v));
+    } else {
+      util::store24(out + 3 * q, util::pack(k, v));
+    }
+    q += 8;
+  }
+  if (q == quartets) return quartets;
+  // 1..7 quartets left: one step over the last 8 quartets, overlapping
+  // decoded ones (valid, rewritten with the same bytes).
+  const std::size_t last = quartets - 8;
+  __m256i v;
+  if (!util::translate(k, util::load(in + 4 * last), v)) {
+    return q + scalar::decode_quartets(in + 4 * q, quartets - q, out + 3 * q);
+  }
+  util::store24(out + 3 * last, util::pack(k, v));
+  return quartets;
+}
+
+}  // namespace filebuilder::detail::avx2
+
+#endif  // FILEBUILDER_X86_KERNELS
