@@ -58,6 +58,7 @@ struct SplitCommandOptions {
   std::size_t chunk_size = SplitOptions{}.chunk_size;
   std::string format = "ndjson";
   std::size_t records_per_event = SplitOptions{}.records_per_event;
+  std::size_t aggregate = 0;  // chunk records per KPL aggregate; 0: off
   std::string file;
 };
 
@@ -232,6 +233,7 @@ int run_split(const SplitCommandOptions& options) {
   SplitOptions split;
   split.chunk_size = options.chunk_size;
   split.records_per_event = options.records_per_event;
+  split.aggregate = options.aggregate;
   if (options.format == "lambda")
     split.format = SplitFormat::lambda;
   else if (options.format == "firehose")
@@ -240,6 +242,8 @@ int run_split(const SplitCommandOptions& options) {
     split.format = SplitFormat::ndjson;
   if (split.chunk_size == 0) return usage_error("--chunk-size must be at least 1");
   if (split.records_per_event == 0) return usage_error("--records-per-event must be at least 1");
+  if (split.aggregate != 0 && split.format == SplitFormat::ndjson)
+    return usage_error("--aggregate needs --format lambda or firehose");
 
   std::string content;
   if (options.file == "-") {
@@ -321,6 +325,19 @@ int main(int argc, char** argv) {
   split_cmd->add_option("--format", split.format, "Output kind")
       ->check(CLI::IsMember({"ndjson", "lambda", "firehose"}));
   split_cmd->add_option("--records-per-event", split.records_per_event, "Records per event");
+  split_cmd
+      ->add_option("--aggregate", split.aggregate,
+                   "Pack up to N chunk records per Kinesis record as KPL aggregates (within "
+                   "1 MiB); N defaults to 100; 0: off")
+      ->expected(0, 1)
+      ->default_str("100")
+      ->check(CLI::Validator(
+          [](const std::string& value) {
+            const bool digits =
+                !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+            return digits ? std::string() : "'" + value + "' is not a number of records";
+          },
+          "N"));
   split_cmd->add_option("FILE", split.file, "Input file ('-': standard input)")->required();
 
   try {

@@ -44,6 +44,7 @@ enum class ErrorCode : std::uint8_t {
   // Envelopes.
   bad_record_data,  // the envelope's data is not base64
   bad_event,        // the envelope is not a recognised event
+  kpl_bad_index,    // a KPL user record's key index is out of range
   // Configuration.
   invalid_config,  // a setting (flag or environment variable) is not valid
   // Adapters.
@@ -78,6 +79,7 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::upload_refused: return "upload_refused";
     case ErrorCode::bad_record_data: return "bad_record_data";
     case ErrorCode::bad_event: return "bad_event";
+    case ErrorCode::kpl_bad_index: return "kpl_bad_index";
     case ErrorCode::invalid_config: return "invalid_config";
     case ErrorCode::deadline: return "deadline";
   }
@@ -113,6 +115,7 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::upload_refused: return "the upload target refused the file";
     case ErrorCode::bad_record_data: return "the record's data is not valid base64";
     case ErrorCode::bad_event: return "not a recognised event";
+    case ErrorCode::kpl_bad_index: return "a KPL user record's key index is out of range";
     case ErrorCode::invalid_config: return "a setting is not valid";
     case ErrorCode::deadline:
       return "not processed before the invocation's deadline; it will be retried";

@@ -1,7 +1,7 @@
 // filebuilder: the umbrella header. The core and what needs nothing beyond
 // simdjson (filebuilder::core). Backends with their own dependencies are
-// included on their own: upload/curl.hpp (filebuilder::curl), digest.hpp and
-// source/handler.hpp (filebuilder::crypto).
+// included on their own: upload/curl.hpp (filebuilder::curl), digest.hpp,
+// split.hpp, source/kpl.hpp and source/handler.hpp (filebuilder::crypto).
 #pragma once
 
 #include "filebuilder/base64.hpp"
@@ -14,6 +14,5 @@
 #include "filebuilder/source/firehose.hpp"
 #include "filebuilder/source/kinesis.hpp"
 #include "filebuilder/source/ndjson.hpp"
-#include "filebuilder/split.hpp"
 #include "filebuilder/store/memory.hpp"
 #include "filebuilder/upload/policy.hpp"

@@ -16,6 +16,17 @@
 //             {"invocationId":...,"records":[...]}, the same way.
 // Events are filled in order and may mix the records of several files.
 //
+// KPL aggregation (SplitOptions::aggregate = N > 0, lambda and firehose only):
+// each Kinesis record's data is then a KPL aggregated record (see
+// source/kpl.hpp) of up to N chunk records, within 1 MiB (the Kinesis record
+// limit, magic and checksum included); a chunk record too large for that is
+// sent alone in an aggregate of its own, over the limit. An aggregate holds
+// the chunks of one file only (a new file starts a new aggregate), so that
+// all of a file's chunks still share one partition key. Sequence numbers,
+// recordIds and records_per_event then count Kinesis records (aggregates);
+// user record i of an aggregate is named by its sequence number and sub i.
+// This header therefore needs filebuilder::crypto (OpenSSL, for MD5).
+//
 // The output depends only on the input and the options (no clock, no
 // randomness), so the same input gives the same bytes:
 //   - Kinesis sequence numbers are 56-digit decimal strings: "4959", a
@@ -44,7 +55,8 @@
 // time. An event is held in memory until it is full: for lambda and firehose
 // about records_per_event * chunk_size * 16 / 9 bytes (the defaults give
 // events of ~47 MB, above Lambda's 6 MB payload limit: fine for replay, lower
-// them to invoke a real function).
+// them to invoke a real function). With aggregation an event holds up to
+// records_per_event aggregates of up to 1 MiB each, base64-encoded.
 #pragma once
 
 #include <charconv>
@@ -57,6 +69,7 @@
 
 #include "filebuilder/base64.hpp"
 #include "filebuilder/detail/json_escape.hpp"
+#include "filebuilder/detail/kpl_writer.hpp"
 
 namespace filebuilder {
 
@@ -79,6 +92,9 @@ struct SplitOptions {
   SplitFormat format = SplitFormat::ndjson;
   /// Records per event, for lambda and firehose; >= 1.
   std::size_t records_per_event = 100;
+  /// KPL aggregation, for lambda and firehose: up to this many chunk records
+  /// per Kinesis record (within 1 MiB); 0: off, one chunk record per Kinesis record.
+  std::size_t aggregate = 0;
 };
 
 /// Empty when the options are usable; else a one-line reason, e.g. for a CLI
@@ -126,8 +142,12 @@ class Splitter {
   template <SplitSink Sink>
   void finish(Sink&& sink);
 
-  /// Chunk records added so far (also the last sequence counter used).
+  /// Chunk records added so far (without aggregation also the last sequence
+  /// counter used).
   [[nodiscard]] std::uint64_t records() const noexcept { return records_; }
+  /// Kinesis records (or Firehose records) written so far: with aggregation
+  /// the aggregates, else the chunk records of lambda and firehose events.
+  [[nodiscard]] std::uint64_t kinesis_records() const noexcept { return kinesis_records_; }
   /// Lines passed to sinks so far.
   [[nodiscard]] std::uint64_t lines() const noexcept { return lines_; }
 
@@ -150,9 +170,15 @@ class Splitter {
  private:
   template <typename Sink>
   void emit(Sink& sink);
+  template <typename Sink>
+  void close_event(Sink& sink);
+  /// Appends one Kinesis record carrying `data` to the pending event.
+  template <typename Sink>
+  void add_kinesis_record(std::string_view partition_key, std::string_view data, Sink& sink);
   void open_event();
-  void append_lambda_record(std::string_view endpoint, std::uint64_t counter);
-  void append_firehose_record(std::uint64_t counter);
+  void append_lambda_record(std::string_view partition_key, std::string_view data,
+                            std::uint64_t counter);
+  void append_firehose_record(std::string_view data, std::uint64_t counter);
 
   SplitOptions options_;
   std::string line_;    // the line being built: a record, or the pending event
@@ -162,6 +188,9 @@ class Splitter {
   std::uint64_t stream_ = 0;  // the stream id in sequence numbers, set by the first record
   std::uint64_t events_ = 0;
   std::uint64_t lines_ = 0;
+  std::uint64_t kinesis_records_ = 0;  // the sequence counter of lambda and firehose records
+  kpl::Aggregator aggregator_;
+  std::string key_;  // scratch: a partition key
 };
 
 // ---------------------------------------------------------------------------
@@ -187,6 +216,8 @@ constexpr std::optional<SplitFormat> parse_split_format(std::string_view name) n
 constexpr std::string_view validate_split_options(const SplitOptions& options) noexcept {
   if (options.chunk_size == 0) return "the chunk size must be at least 1 byte";
   if (options.records_per_event == 0) return "the records per event must be at least 1";
+  if (options.aggregate != 0 && options.format == SplitFormat::ndjson)
+    return "KPL aggregation needs the lambda or firehose format";
   switch (options.format) {
     case SplitFormat::ndjson:
     case SplitFormat::lambda:
@@ -250,9 +281,11 @@ inline void append_sequence_number(std::string& out, std::uint64_t stream, std::
 
 }  // namespace detail::split
 
-inline Splitter::Splitter(SplitOptions options) noexcept : options_(options) {
+inline Splitter::Splitter(SplitOptions options) noexcept
+    : options_(options), aggregator_(options.aggregate) {
   if (options_.chunk_size == 0) options_.chunk_size = 1;
   if (options_.records_per_event == 0) options_.records_per_event = 1;
+  if (options_.format == SplitFormat::ndjson) options_.aggregate = 0;
 }
 
 inline std::uint64_t Splitter::partition_count(std::uint64_t file_size) const noexcept {
@@ -284,21 +317,47 @@ void Splitter::add_chunk(std::string_view endpoint, std::uint64_t partition,
   }
   record_.clear();
   append_chunk_record(record_, endpoint, partition, partition_count, bytes);
+  key_.clear();
+  detail::split::append_hex(key_, detail::split::fnv1a64(endpoint), 16);
+  if (options_.aggregate == 0) {
+    add_kinesis_record(key_, record_, sink);
+    return;
+  }
+  const auto add = [&](const kpl::Aggregate& aggregate) {
+    add_kinesis_record(aggregate.partition_key, aggregate.bytes, sink);
+  };
+  // One file per aggregate: a file's chunks keep one partition key.
+  if (aggregator_.pending() > 0 && aggregator_.partition_key() != key_) aggregator_.flush(add);
+  aggregator_.add(key_, {}, record_, add);
+}
+
+template <SplitSink Sink>
+void Splitter::finish(Sink&& sink) {
+  aggregator_.flush([&](const kpl::Aggregate& aggregate) {
+    add_kinesis_record(aggregate.partition_key, aggregate.bytes, sink);
+  });
+  close_event(sink);
+}
+
+template <typename Sink>
+void Splitter::add_kinesis_record(std::string_view partition_key, std::string_view data,
+                                  Sink& sink) {
+  const std::uint64_t counter = ++kinesis_records_;
   if (in_event_ == 0) {
     open_event();
   } else {
     line_.push_back(',');
   }
   if (options_.format == SplitFormat::lambda) {
-    append_lambda_record(endpoint, counter);
+    append_lambda_record(partition_key, data, counter);
   } else {
-    append_firehose_record(counter);
+    append_firehose_record(data, counter);
   }
-  if (++in_event_ == options_.records_per_event) finish(sink);
+  if (++in_event_ == options_.records_per_event) close_event(sink);
 }
 
-template <SplitSink Sink>
-void Splitter::finish(Sink&& sink) {
+template <typename Sink>
+void Splitter::close_event(Sink& sink) {
   if (in_event_ == 0) return;
   in_event_ = 0;
   line_.append("]}\n");
@@ -326,23 +385,24 @@ inline void Splitter::open_event() {
   }
 }
 
-inline void Splitter::append_lambda_record(std::string_view endpoint, std::uint64_t counter) {
+inline void Splitter::append_lambda_record(std::string_view partition_key, std::string_view data,
+                                           std::uint64_t counter) {
   line_.append(detail::split::kinesis_record_head);
-  detail::split::append_hex(line_, detail::split::fnv1a64(endpoint), 16);
+  line_.append(partition_key);
   line_.append(R"(","sequenceNumber":")");
   detail::split::append_sequence_number(line_, stream_, counter);
   line_.append(R"(","data":")");
-  base64::encode_append(record_, line_);
+  base64::encode_append(data, line_);
   line_.append(detail::split::kinesis_record_tail);
   detail::split::append_sequence_number(line_, stream_, counter);
   line_.append(detail::split::kinesis_record_end);
 }
 
-inline void Splitter::append_firehose_record(std::uint64_t counter) {
+inline void Splitter::append_firehose_record(std::string_view data, std::uint64_t counter) {
   line_.append(R"({"recordId":"r)");
   detail::split::append_sequence_number(line_, stream_, counter);
   line_.append(R"(","approximateArrivalTimestamp":1700000000000,"data":")");
-  base64::encode_append(record_, line_);
+  base64::encode_append(data, line_);
   line_.append(R"("})");
 }
 

@@ -24,6 +24,7 @@
 #include "filebuilder/reassembler.hpp"
 #include "filebuilder/source/firehose.hpp"
 #include "filebuilder/source/kinesis.hpp"
+#include "filebuilder/source/kpl.hpp"
 #include "filebuilder/upload/policy.hpp"
 
 namespace filebuilder::source {
@@ -133,29 +134,44 @@ class EventHandler {
       return DocumentKind::bad_event;
     }
     source_ = kind == DocumentKind::lambda ? "lambda" : "firehose";
+    users_.clear();
+    user_records_.clear();
     bool stopped = false;
-    for (const EnvelopeRecord& record : records_) {
+    for (std::size_t i = 0; i < records_.size(); ++i) {
       stopped = stopped || (stop_now_ && stop_now_());
-      if (stopped)
+      if (stopped) {
         reassembler_.add_failed(ErrorCode::deadline, "not processed: the deadline is near");
-      else
-        add_envelope_record(record);
+        add_user(i, 0, false, true);
+      } else {
+        add_envelope_record(i);
+      }
     }
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
-    for (std::size_t i = 0; i < records_.size(); ++i) {
+    for (std::size_t k = 0; k < users_.size(); ++k) {
+      const EnvelopeRecord& record = records_[users_[k].record];
       // Envelope data that is not base64 goes into a dead letter encoded, like any raw bytes.
-      const bool data_is_base64 =
-          records_[i].error == ErrorCode::ok && outcomes[i].error != ErrorCode::bad_record_data;
-      const std::string_view data = records_[i].data;
-      report(LogField("record", records_[i].id), records_[i].id, outcomes[i],
-             data_is_base64 ? data : std::string_view(),
-             data_is_base64 ? std::string_view() : data);
+      const bool data_is_base64 = users_[k].decoded;
+      const std::string_view data = record.data;
+      std::optional<std::uint64_t> sub;
+      if (users_[k].aggregated) sub = users_[k].sub;
+      report(LogField("record", record.id), record.id, outcomes[k],
+             data_is_base64 ? data : std::string_view(), data_is_base64 ? std::string_view() : data,
+             sub);
     }
     report_retried();
-    if (kind == DocumentKind::lambda)
-      write_kinesis_reply(records_, outcomes, reply);
-    else
-      write_firehose_reply(records_, outcomes, reply);
+    if (kind == DocumentKind::lambda) {
+      // User records of one aggregate share their parent's id: listed once.
+      write_kinesis_reply(user_records_, outcomes, reply);
+    } else {
+      // Firehose answers each recordId once: the worst outcome of its user records.
+      merged_.assign(records_.size(), RecordOutcome{});
+      for (RecordOutcome& outcome : merged_) outcome.outcome = Outcome::accepted;
+      for (std::size_t k = 0; k < users_.size(); ++k) {
+        RecordOutcome& merged = merged_[users_[k].record];
+        if (severity(outcomes[k].outcome) > severity(merged.outcome)) merged = outcomes[k];
+      }
+      write_firehose_reply(records_, merged_, reply);
+    }
     return kind;
   }
 
@@ -214,10 +230,28 @@ class EventHandler {
     chunk_lines_.emplace_back(dead_letter_ ? bytes : std::string_view());
   }
 
-  void add_envelope_record(const EnvelopeRecord& record) {
+  static int severity(Outcome outcome) noexcept {
+    switch (outcome) {
+      case Outcome::accepted: return 0;
+      case Outcome::duplicate: return 1;
+      case Outcome::uploaded: return 2;
+      case Outcome::rejected: return 3;
+      case Outcome::failed: return 4;
+    }
+    return 4;
+  }
+
+  void add_user(std::size_t index, std::uint64_t sub, bool aggregated, bool decoded) {
+    users_.push_back({index, sub, aggregated, decoded});
+    user_records_.push_back(records_[index]);
+  }
+
+  void add_envelope_record(std::size_t index) {
+    const EnvelopeRecord& record = records_[index];
     if (record.error != ErrorCode::ok) {
       reassembler_.add_rejected(record.error,
                                 "the record's envelope lacks sequenceNumber/recordId or data");
+      add_user(index, 0, false, false);
       return;
     }
     const std::size_t capacity = base64::max_decoded_size(record.data.size());
@@ -227,9 +261,17 @@ class EventHandler {
       reassembler_.add_rejected(ErrorCode::bad_record_data,
                                 "the record's data is not valid base64 (at offset " +
                                     std::to_string(decoded.position) + ")");
+      add_user(index, 0, false, false);
       return;
     }
-    reassembler_.add(std::string_view(data_.data(), decoded.written));
+    deaggregator_.deaggregate(
+        std::string_view(data_.data(), decoded.written), [&](const kpl::UserRecord& user) {
+          if (user.error != ErrorCode::ok)
+            reassembler_.add_rejected(user.error, deaggregator_.message(user));
+          else
+            reassembler_.add(user.data);
+          add_user(index, user.sub, user.aggregated, true);
+        });
   }
 
   void on_upload_done(std::size_t index, RecordOutcome& outcome, BodyReader& body) {
@@ -245,10 +287,10 @@ class EventHandler {
       return;
     }
     const bool chunk = !chunk_ids_.empty();
-    const std::string id = chunk ? chunk_ids_[index].text() : std::string(records_[index].id);
+    const std::string id = chunk ? chunk_ids_[index].text() : std::string(user_records_[index].id);
     dead_letter_->write({id, outcome.error, outcome.message, source_,
                          chunk ? std::string_view(chunk_lines_[index]) : std::string_view(),
-                         chunk ? std::string_view() : records_[index].data},
+                         chunk ? std::string_view() : user_records_[index].data},
                         &body);
   }
 
@@ -272,7 +314,8 @@ class EventHandler {
 
   // `record` is the log field naming the record, `id` its text (for dead letters).
   void report(const LogField& record, std::string_view id, const RecordOutcome& outcome,
-              std::string_view data_base64, std::string_view raw) {
+              std::string_view data_base64, std::string_view raw,
+              std::optional<std::uint64_t> sub = std::nullopt) {
     switch (outcome.outcome) {
       case Outcome::accepted:
       case Outcome::duplicate:
@@ -292,12 +335,21 @@ class EventHandler {
     const bool rejected = outcome.outcome == Outcome::rejected;
     const std::string endpoint =
         outcome.endpoint.empty() ? std::string() : redact_url(outcome.endpoint);
-    logger_.log(rejected ? LogLevel::error : LogLevel::warn,
-                rejected ? "record rejected" : "record failed; it will be retried",
-                {record,
-                 {"error", error_code_name(outcome.error)},
-                 {"message", outcome.message},
-                 {"endpoint", endpoint}});
+    const LogLevel level = rejected ? LogLevel::error : LogLevel::warn;
+    const std::string_view msg = rejected ? "record rejected" : "record failed; it will be retried";
+    if (sub)
+      logger_.log(level, msg,
+                  {record,
+                   {"sub", *sub},
+                   {"error", error_code_name(outcome.error)},
+                   {"message", outcome.message},
+                   {"endpoint", endpoint}});
+    else
+      logger_.log(level, msg,
+                  {record,
+                   {"error", error_code_name(outcome.error)},
+                   {"message", outcome.message},
+                   {"endpoint", endpoint}});
     if (rejected && dead_letter_ != nullptr && outcome.error != ErrorCode::upload_refused)
       dead_letter_->write({id, outcome.error, outcome.message, source_, raw, data_base64});
   }
@@ -308,6 +360,17 @@ class EventHandler {
   std::function<bool()> stop_now_;
   simdjson::ondemand::parser event_parser_;
   std::vector<EnvelopeRecord> records_;
+  /// One per outcome of an event: which envelope record, which user record of it.
+  struct UserId {
+    std::size_t record;
+    std::uint64_t sub;
+    bool aggregated;  // a KPL user record (log its sub)
+    bool decoded;     // the envelope's data was base64
+  };
+  std::vector<UserId> users_;
+  std::vector<EnvelopeRecord> user_records_;  // records_[users_[k].record], for replies
+  std::vector<RecordOutcome> merged_;         // Firehose: one outcome per record
+  kpl::Deaggregator deaggregator_;
   std::string data_;  // decoded envelope data (reused)
   std::vector<LineId> chunk_ids_;
   std::vector<std::string> chunk_lines_;  // raw bare chunks, kept only for dead letters
