@@ -29,6 +29,7 @@
 #include "filebuilder/source/ndjson.hpp"
 #include "filebuilder/split.hpp"
 #include "filebuilder/store/memory.hpp"
+#include "filebuilder/store/select.hpp"
 #include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
 
@@ -222,11 +223,11 @@ int run_replay(const ReplayCommand& command) {
   }
   Logger logger(level);
   DeadLetterBox* box = dead_letter ? &*dead_letter : nullptr;
-  if (config.store == "memory:" || config.store == "memory") {
-    MemoryStore store(config.memory_store_options());
-    return replay_with(store, command, policy, logger, box);
-  }
-  return usage_error("store '" + config.store + "' is not supported (only memory:)");
+  std::string error;
+  const int status = with_store(
+      config, [&](auto& store) { return replay_with(store, command, policy, logger, box); }, -1,
+      error);
+  return status == -1 ? usage_error(error) : status;
 }
 
 int run_split(const SplitCommandOptions& options) {
@@ -275,7 +276,9 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("FILE", replay.files, "Input files ('-' or none: standard input)");
   replay_cmd->add_option("--format", replay.format, "Input kind (default: detected per file)")
       ->check(CLI::IsMember({"detect", "lambda", "firehose", "ndjson"}));
-  replay_cmd->add_option("--store", config.store, "State store URL (memory:)")
+  replay_cmd
+      ->add_option("--store", config.store,
+                   "State store: memory:, file:DIR or redis://HOST:PORT[/DB]")
       ->envname("FILEBUILDER_STORE");
   replay_cmd
       ->add_option("--allow-host", config.allow_hosts,
