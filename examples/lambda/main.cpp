@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,7 @@
 #include "filebuilder/reassembler.hpp"
 #include "filebuilder/source/handler.hpp"
 #include "filebuilder/store/memory.hpp"
+#include "filebuilder/store/select.hpp"
 #include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
 #include "runtime_api.hpp"
@@ -267,17 +269,19 @@ int main() {
           "FILEBUILDER_DEAD_LETTER: cannot create directory '" + settings.config.dead_letter + "'");
   }
   DeadLetterBox* box = dead_letter ? &*dead_letter : nullptr;
-  const std::string& store_url = settings.config.store;
-  if (store_url != "memory:" && store_url != "memory")
-    return init_error(
-        *api, logger,
-        "FILEBUILDER_STORE: store '" + store_url + "' is not supported (only memory:)");
   std::optional<CurlUploader> uploader;
   try {
     uploader.emplace(curl_uploader_options(settings.config, settings.policy));
   } catch (const std::exception& exception) {  // libcurl cannot be initialised
     return init_error(*api, logger, std::string("cannot start: ") + exception.what());
   }
-  MemoryStore store(settings.config.memory_store_options());
-  return serve(store, *uploader, settings, *api, logger, box);
+  // memory:, file:DIR or redis://: the store outlives invocations, as the rest does.
+  constexpr int bad_store = std::numeric_limits<int>::min();
+  std::string store_error;
+  const int status = with_store(
+      settings.config,
+      [&](auto& store) { return serve(store, *uploader, settings, *api, logger, box); }, bad_store,
+      store_error);
+  if (status == bad_store) return init_error(*api, logger, "FILEBUILDER_STORE: " + store_error);
+  return status;
 }

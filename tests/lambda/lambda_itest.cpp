@@ -548,6 +548,38 @@ TEST_CASE("lambda: state lives across invocations: a file spread over three even
   CHECK(uploads == 1);
 }
 
+TEST_CASE("lambda: with FILEBUILDER_STORE=file:DIR a file outlives its execution environment") {
+  Nginx nginx;
+  TempDir dir("filebuilder-lambda-store");
+  const std::string store = "FILEBUILDER_STORE=file:" + (dir.path() / "state").string();
+  std::mt19937_64 rng(78);
+  const std::string endpoint = nginx.url("/files/durable/x.bin") + "?X-Amz-Signature=s";
+  const std::string bytes = random_bytes(rng, 3000);
+  std::vector<std::string> chunks;
+  for (std::uint64_t i = 0; i < 3; ++i)
+    chunks.push_back(Splitter::chunk_record(endpoint, i, 3, bytes.substr(i * 1000, 1000)));
+  const auto event_of = [&](std::uint64_t sequence, std::size_t chunk) {
+    return kinesis_event({{sequence_number(sequence), filebuilder::base64::encode(chunks[chunk])}});
+  };
+  // Two parts reach one environment, which then ends; the last part reaches a new one.
+  {
+    FakeRuntimeApi api;
+    api.queue({.request_id = request_id(1), .event = event_of(1, 2)});
+    api.queue({.request_id = request_id(2), .event = event_of(2, 0)});
+    const RunResult result = run(runtime_command(api, {allow_host(nginx), store}));
+    CAPTURE(result.err);
+    REQUIRE(api.posts().size() == 2);
+    CHECK(nginx.requests().empty());
+  }
+  FakeRuntimeApi api;
+  api.queue({.request_id = request_id(3), .event = event_of(3, 1)});
+  const RunResult result = run(runtime_command(api, {allow_host(nginx), store}));
+  CAPTURE(result.err);
+  REQUIRE(api.posts().size() == 1);
+  check_response(api.posts()[0], request_id(3), no_failures);
+  check_uploaded_once(nginx, "/files/durable/", {{endpoint, bytes}});
+}
+
 TEST_CASE(
     "lambda: a record failed by a 503 heals when it is redelivered after the target recovers") {
   Nginx nginx;
@@ -590,10 +622,11 @@ TEST_CASE("lambda: a bad setting is posted to init/error and the runtime exits w
     std::string message;
   };
   const std::vector<Case> cases = {
-      {"FILEBUILDER_STORE=redis://127.0.0.1:6379/0",
-       "FILEBUILDER_STORE: store 'redis://127.0.0.1:6379/0' is not supported (only memory:)"},
-      {"FILEBUILDER_STORE=file:/tmp/x",
-       "FILEBUILDER_STORE: store 'file:/tmp/x' is not supported (only memory:)"},
+      {"FILEBUILDER_STORE=s3://bucket/prefix",
+       "FILEBUILDER_STORE: store 's3://bucket/prefix' is not one of memory:, file:DIR, "
+       "redis://HOST:PORT[/DB]"},
+      {"FILEBUILDER_STORE=file:",
+       "FILEBUILDER_STORE: store 'file:': file: needs a directory (file:DIR)"},
       {"FILEBUILDER_MAX_PARTITIONS=many", "FILEBUILDER_MAX_PARTITIONS: not a valid number"},
       {"FILEBUILDER_UPLOAD_TIMEOUT=-1", "FILEBUILDER_UPLOAD_TIMEOUT: not a valid number"},
       {"LOG_LEVEL=loud", "LOG_LEVEL: unknown log level 'loud'"},
