@@ -30,6 +30,7 @@
 #include "filebuilder/base64.hpp"
 #include "filebuilder/source/kpl.hpp"
 #include "filebuilder/split.hpp"
+#include "support/bytes.hpp"
 #include "support/nginx.hpp"
 #include "support/run.hpp"
 #include "support/temp_dir.hpp"
@@ -37,6 +38,9 @@
 namespace {
 
 namespace fs = std::filesystem;
+using filebuilder::test::lines_of;
+using filebuilder::test::random_bytes;
+using filebuilder::test::read_bytes;
 namespace kpl = filebuilder::kpl;
 using filebuilder::Splitter;
 using filebuilder::test::run;
@@ -119,27 +123,6 @@ struct UserRecord {
 
   bool operator==(const UserRecord&) const = default;
 };
-
-std::string random_bytes(std::mt19937_64& rng, std::size_t size) {
-  std::string bytes(size, '\0');
-  for (std::size_t i = 0; i < size; i += 8) {
-    const std::uint64_t word = rng();
-    for (std::size_t j = 0; j < 8 && i + j < size; ++j)
-      bytes[i + j] = static_cast<char>((word >> (8 * j)) & 0xFF);
-  }
-  return bytes;
-}
-
-std::vector<std::string> lines_of(std::string_view text) {
-  std::vector<std::string> lines;
-  while (!text.empty()) {
-    const std::size_t end = text.find('\n');
-    lines.emplace_back(text.substr(0, end));
-    if (end == std::string_view::npos) break;
-    text.remove_prefix(end + 1);
-  }
-  return lines;
-}
 
 std::string decode_base64(std::string_view text) {
   std::string out(filebuilder::base64::max_decoded_size(text.size()), '\0');
@@ -291,12 +274,6 @@ void write_bytes(const fs::path& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   REQUIRE(out.good());
-}
-
-std::optional<std::string> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 struct LogLine {

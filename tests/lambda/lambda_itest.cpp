@@ -31,6 +31,7 @@
 #include "filebuilder/detail/json_escape.hpp"
 #include "filebuilder/digest.hpp"
 #include "filebuilder/split.hpp"
+#include "support/bytes.hpp"
 #include "support/lambda_runtime.hpp"
 #include "support/nginx.hpp"
 #include "support/process.hpp"
@@ -46,8 +47,11 @@ using filebuilder::SplitFormat;
 using filebuilder::Splitter;
 using filebuilder::test::ChildProcess;
 using filebuilder::test::FakeRuntimeApi;
+using filebuilder::test::lines_of;
 using filebuilder::test::LogEntry;
 using filebuilder::test::Nginx;
+using filebuilder::test::random_bytes;
+using filebuilder::test::read_bytes;
 using filebuilder::test::run;
 using filebuilder::test::RunResult;
 using filebuilder::test::TempDir;
@@ -60,29 +64,6 @@ constexpr std::string_view bad_event_error =
 constexpr std::string_view exit_message = "runtime API: no next invocation; exiting";
 
 // --- bytes and files ---------------------------------------------------------
-
-std::string random_bytes(std::mt19937_64& rng, std::size_t size) {
-  std::string bytes(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(rng() & 0xFF);
-  return bytes;
-}
-
-std::optional<std::string> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::vector<std::string> lines_of(std::string_view text) {
-  std::vector<std::string> lines;
-  while (!text.empty()) {
-    const std::size_t end = text.find('\n');
-    lines.emplace_back(text.substr(0, end));
-    if (end == std::string_view::npos) break;
-    text.remove_prefix(end + 1);
-  }
-  return lines;
-}
 
 std::string without_query(const std::string& url) {
   return url.substr(0, url.find('?'));

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
 
@@ -158,35 +159,6 @@ class Nginx {
   }
 
   /// A port that was free a moment ago: bind port 0, read it, close.
-  static std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error("socket() failed");
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    socklen_t length = sizeof address;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-      ::close(fd);
-      throw std::runtime_error("bind() to 127.0.0.1:0 failed");
-    }
-    ::close(fd);
-    return ntohs(address.sin_port);
-  }
-
-  static bool accepts_connections(std::uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    ::close(fd);
-    return ok;
-  }
-
   void make_certificate() {
     has_tls_ = false;
     if (::access(openssl, X_OK) != 0) return;
