@@ -310,6 +310,10 @@ int main(int argc, char** argv) {
                    "Seconds before an abandoned file is dropped")
       ->envname("FILEBUILDER_EXPIRE_AFTER");
   replay_cmd
+      ->add_option("--claim-lease", config.claim_lease_seconds,
+                   "Seconds an upload's claim holds before another consumer may take over")
+      ->envname("FILEBUILDER_CLAIM_LEASE");
+  replay_cmd
       ->add_option("--upload-attempts", config.upload_attempts,
                    "Requests per upload, retries included")
       ->envname("FILEBUILDER_UPLOAD_ATTEMPTS");

@@ -34,9 +34,13 @@ struct Config {
   std::uint64_t max_open_files = MemoryStoreOptions{}.max_open_files;  // FILEBUILDER_MAX_OPEN_FILES
   std::int64_t expire_after_seconds =
       MemoryStoreOptions{}.expire_after.count();  // FILEBUILDER_EXPIRE_AFTER
-  unsigned upload_attempts = 4;                   // FILEBUILDER_UPLOAD_ATTEMPTS (retries included)
-  std::int64_t retry_backoff_ms = 200;        // FILEBUILDER_RETRY_BACKOFF_MS (first retry delay)
-  std::int64_t upload_timeout_seconds = 300;  // FILEBUILDER_UPLOAD_TIMEOUT (per attempt)
+  // How long an upload's claim holds before another consumer may take the file
+  // over (a consumer that died mid-upload). Longer than an upload can take.
+  std::int64_t claim_lease_seconds =
+      MemoryStoreOptions{}.claim_lease.count();  // FILEBUILDER_CLAIM_LEASE
+  unsigned upload_attempts = 4;                  // FILEBUILDER_UPLOAD_ATTEMPTS (retries included)
+  std::int64_t retry_backoff_ms = 200;           // FILEBUILDER_RETRY_BACKOFF_MS (first retry delay)
+  std::int64_t upload_timeout_seconds = 300;     // FILEBUILDER_UPLOAD_TIMEOUT (per attempt)
 
   /// Reads the FILEBUILDER_* variables and LOG_LEVEL (the names above) over
   /// the defaults. `get` is getenv or a test's stand-in. A variable that is
@@ -76,6 +80,7 @@ struct Config {
     number("FILEBUILDER_MAX_MEMORY_BYTES", config.max_memory_bytes);
     number("FILEBUILDER_MAX_OPEN_FILES", config.max_open_files);
     number("FILEBUILDER_EXPIRE_AFTER", config.expire_after_seconds);
+    number("FILEBUILDER_CLAIM_LEASE", config.claim_lease_seconds);
     number("FILEBUILDER_UPLOAD_ATTEMPTS", config.upload_attempts);
     number("FILEBUILDER_RETRY_BACKOFF_MS", config.retry_backoff_ms);
     number("FILEBUILDER_UPLOAD_TIMEOUT", config.upload_timeout_seconds);
@@ -115,6 +120,7 @@ struct Config {
     options.max_bytes = max_memory_bytes;
     options.max_open_files = static_cast<std::size_t>(max_open_files);
     options.expire_after = std::chrono::seconds(expire_after_seconds);
+    options.claim_lease = std::chrono::seconds(claim_lease_seconds);
     return options;
   }
 

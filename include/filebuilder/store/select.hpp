@@ -37,6 +37,7 @@ R with_store(const Config& config, Fn&& fn, R on_error, std::string& error) {
     FileStoreOptions options;
     options.directory = std::string(url.substr(5));
     options.expire_after = expire_after;
+    options.claim_lease = std::chrono::seconds(config.claim_lease_seconds);
     if (options.directory.empty()) {
       error = "store '" + config.store + "': file: needs a directory (file:DIR)";
       return on_error;
@@ -57,6 +58,7 @@ R with_store(const Config& config, Fn&& fn, R on_error, std::string& error) {
       return on_error;
     }
     options.expire_after = expire_after;
+    options.claim_lease = std::chrono::seconds(config.claim_lease_seconds);
     RedisStore store(options);
     return fn(store);
 #else
