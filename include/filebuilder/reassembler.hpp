@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "filebuilder/base64.hpp"
@@ -161,6 +162,10 @@ class Reassembler {
   /// stands behind them.
   [[nodiscard]] std::span<const RecordOutcome> retried() const noexcept { return retried_; }
 
+  /// How many abandoned files the store's expiry dropped since the last call
+  /// (expiry runs from add(), at most once per expire_interval); resets it.
+  [[nodiscard]] std::size_t take_expired() noexcept { return std::exchange(expired_, 0); }
+
   /// add() + flush() for one record.
   RecordOutcome process(std::string_view record) {
     const std::size_t index = add(record);
@@ -197,7 +202,7 @@ class Reassembler {
     const Clock::time_point now = Clock::now();
     if (now - last_expire_ < options_.expire_interval) return;
     last_expire_ = now;
-    store_.expire(now);
+    expired_ += store_.expire(now);
   }
 
   ErrorCode decode_content(std::string_view content) {
@@ -325,6 +330,7 @@ class Reassembler {
   std::vector<UploadJob> jobs_;
   bool flushed_ = false;
   Clock::time_point last_expire_ = Clock::now();
+  std::size_t expired_ = 0;
 };
 
 }  // namespace filebuilder

@@ -295,3 +295,18 @@ TEST_CASE("pending retries wait for their backoff and respect the per-flush boun
   CHECK(g.reassembler.retried().size() == 1);
   CHECK(g.uploader.calls.size() == 10);
 }
+
+TEST_CASE("abandoned files dropped by expiry are counted for the adapters to log") {
+  ReassemblerOptions options;
+  options.expire_interval = std::chrono::seconds(0);  // expire on every add
+  MemoryStoreOptions store_options;
+  store_options.expire_after = std::chrono::seconds(-1);  // anything untouched is abandoned
+  Fixture f(options, store_options);
+  CHECK(f.process(chunk(a, 0, 2, "AA")).outcome == Outcome::accepted);
+  CHECK(f.reassembler.take_expired() == 0);
+  // The next record's add() expires the file above (and then stores its own part).
+  CHECK(f.process(chunk(b, 0, 2, "BB")).outcome == Outcome::accepted);
+  CHECK(f.reassembler.take_expired() == 1);
+  CHECK(f.reassembler.take_expired() == 0);
+  CHECK(f.store.open_files() == 1);
+}

@@ -297,6 +297,9 @@ class EventHandler {
   // Pending uploads retried by the last flush: logged; their records were
   // already reported failed when the upload first failed.
   void report_retried() {
+    if (const std::size_t expired = reassembler_.take_expired(); expired > 0)
+      logger_.warn("abandoned files expired: their parts were dropped",
+                   {{"files", std::uint64_t{expired}}});
     for (const RecordOutcome& retry : reassembler_.retried()) {
       const std::string endpoint = redact_url(retry.endpoint);
       if (retry.outcome == Outcome::uploaded) {
