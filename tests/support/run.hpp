@@ -40,6 +40,8 @@
 #include <utility>
 #include <vector>
 
+#include "filebuilder/detail/unique_fd.hpp"
+
 namespace filebuilder::test {
 
 struct RunResult {
@@ -52,32 +54,7 @@ struct RunResult {
 
 namespace detail::run {
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  [[nodiscard]] int get() const noexcept { return fd_; }
-  [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
-  void reset() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = filebuilder::detail::UniqueFd;
 
 inline std::pair<Fd, Fd> make_pipe() {
   int fds[2];

@@ -72,6 +72,7 @@
 #include <vector>
 
 #include "filebuilder/concepts.hpp"
+#include "filebuilder/detail/unique_fd.hpp"
 #include "filebuilder/digest.hpp"
 
 namespace filebuilder {
@@ -94,33 +95,7 @@ struct FileStoreOptions {
 namespace detail::file_store {
 
 /// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  void reset() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  [[nodiscard]] int get() const noexcept { return fd_; }
-  /// Gives the descriptor up (to close it oneself, checking the result).
-  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
+using Fd = filebuilder::detail::UniqueFd;
 
 /// A full disk (or quota) is store_full; every other I/O error store_unavailable.
 inline ErrorCode from_errno(int error) noexcept {
