@@ -42,6 +42,7 @@
 // for tests and benchmarks.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -83,6 +84,26 @@ struct DecodeResult {
 /// have room for max_decoded_size(input.size()) bytes. Never throws, never
 /// reads outside `input`.
 [[nodiscard]] inline DecodeResult decode(std::string_view input, char* out) noexcept;
+
+/// The outcome of decode_until().
+struct PrefixResult {
+  /// ErrorCode::ok or ErrorCode::bad_base64.
+  ErrorCode error;
+  /// On success, the length of the encoding (where the terminator is).
+  std::size_t length;
+  /// On success, the bytes written to out.
+  std::size_t written;
+};
+
+/// Decodes the encoding at the start of `text` that `terminator` ends, for
+/// parsers that do not know yet where a string ends (a JSON string body ends
+/// at '"'): one pass, no search first. ok when text starts with a valid
+/// encoding (as decode() defines it) followed by the terminator, which must
+/// not be in the alphabet nor '='; the first terminator then ends it. Anything
+/// else is bad_base64, without a position: decode() the real string to learn
+/// where it breaks. `out` needs room for max_decoded_size(text.size()) bytes.
+[[nodiscard]] inline PrefixResult decode_until(std::string_view text, char terminator,
+                                               char* out) noexcept;
 
 /// A decoding kernel (see the header comment).
 enum class Kernel : unsigned char { scalar, avx2, avx512 };
@@ -226,6 +247,17 @@ inline std::size_t choose_then_decode_quartets(const char* in, std::size_t quart
   return active_entry()->decode_quartets(in, quartets, out);
 }
 
+/// decode_until's padded last quartet at `in` (4 characters are there). Not
+/// inlined: g++ 12 then warns about reads past short string literals that
+/// the caller has ruled out.
+[[gnu::noinline]] inline base64::PrefixResult decode_padded_end(const char* in, char* out,
+                                                                std::size_t length,
+                                                                std::size_t written) noexcept {
+  const scalar::FinalQuartet last = scalar::decode_final_quartet(in, out);
+  if (last.error_index < 4) return {ErrorCode::bad_base64, 0, 0};
+  return {ErrorCode::ok, length + 4, written + last.written};
+}
+
 }  // namespace filebuilder::detail::dispatch
 
 namespace filebuilder::base64 {
@@ -233,6 +265,22 @@ namespace filebuilder::base64 {
 inline DecodeResult decode(std::string_view input, char* out) noexcept {
   return detail::dispatch::decode_using(
       detail::dispatch::active.load(std::memory_order_acquire)->decode_quartets, input, out);
+}
+
+inline PrefixResult decode_until(std::string_view text, char terminator, char* out) noexcept {
+  const PrefixResult bad{ErrorCode::bad_base64, 0, 0};
+  // The bulk loop stops before the first quartet holding a character outside
+  // the alphabet: the terminator, padding, or something wrong.
+  const std::size_t quartets = text.size() / 4;
+  // (The min tells the compiler what the kernels promise: done <= quartets.)
+  const std::size_t done =
+      std::min(quartets, detail::dispatch::active.load(std::memory_order_acquire)
+                             ->decode_quartets(text.data(), quartets, out));
+  const std::size_t at = 4 * done;
+  if (at < text.size() && text[at] == terminator) return {ErrorCode::ok, at, 3 * done};
+  // "xx==" or "xxx=", then the terminator.
+  if (text.size() - at < 5 || text[at + 4] != terminator) return bad;
+  return detail::dispatch::decode_padded_end(text.data() + at, out + 3 * done, at, 3 * done);
 }
 
 constexpr std::string_view kernel_name(Kernel kernel) noexcept {

@@ -5,6 +5,12 @@
 // parse() checks the JSON and the fields; check_limits() the configured limits.
 // The base64 of `content` and the endpoint policy are checked by the Reassembler,
 // which decodes `content` straight into its part buffer.
+//
+// parse_plain() is the fast path for the common record (the four fields, no
+// escapes; detail/plain_json.hpp): no copy, no simdjson, and `content` decoded
+// in the pass that finds its end. It only ever says "yes: here are the fields
+// and the bytes" or "not plain"; the Reassembler then uses parse(), which
+// names any error.
 #pragma once
 
 #include <simdjson.h>
@@ -16,6 +22,7 @@
 #include <string_view>
 
 #include "filebuilder/base64.hpp"
+#include "filebuilder/detail/plain_json.hpp"
 #include "filebuilder/error.hpp"
 
 namespace filebuilder {
@@ -65,6 +72,15 @@ class ChunkParser {
 
   /// Parses a record that already sits in a padded buffer (no copy).
   [[nodiscard]] ErrorCode parse_padded(simdjson::padded_string_view record, Chunk& out);
+
+  /// The fast path: true when `record` is a plain chunk (the four fields once
+  /// each, in any order, nothing else; plain strings and integers; a valid
+  /// partition; a content of valid base64 that decodes to at most
+  /// max_part_bytes), with `out` filled in as parse() fills it and the
+  /// content decoded into `part` (grown as needed), `part_size` bytes. Else
+  /// false, and parse() is the one to ask (it names the error).
+  [[nodiscard]] static bool parse_plain(std::string_view record, std::uint64_t max_part_bytes,
+                                        Chunk& out, std::string& part, std::size_t& part_size);
 
  private:
   ErrorCode classify_failure(simdjson::padded_string_view record);
@@ -202,6 +218,47 @@ inline ErrorCode ChunkParser::parse_padded(simdjson::padded_string_view record, 
   if (chunk.partition >= chunk.partition_count) return ErrorCode::partition_out_of_range;
   out = chunk;
   return ErrorCode::ok;
+}
+
+inline bool ChunkParser::parse_plain(std::string_view record, std::uint64_t max_part_bytes,
+                                     Chunk& out, std::string& part, std::size_t& part_size) {
+  namespace plain = detail::plain_json;
+  plain::Cursor cursor(record);
+  if (!plain::consume(cursor, '{')) return false;
+  unsigned seen = 0;
+  Chunk chunk;
+  const bool members = plain::object_members(cursor, [&](std::string_view key, plain::Cursor& c) {
+    unsigned which = 0;
+    bool ok = false;
+    if (plain::key_is(key, "putEndpoint")) {
+      which = detail::field_endpoint;
+      ok = plain::plain_string(c, chunk.put_endpoint);
+    } else if (plain::key_is(key, "partition")) {
+      which = detail::field_partition;
+      ok = plain::plain_uint64(c, chunk.partition);
+    } else if (plain::key_is(key, "partitionCount")) {
+      which = detail::field_count;
+      ok = plain::plain_uint64(c, chunk.partition_count);
+    } else if (plain::key_is(key, "content")) {
+      which = detail::field_content;
+      const std::size_t max_length =
+          max_part_bytes >= SIZE_MAX / 2 ? SIZE_MAX : base64::encoded_size(max_part_bytes);
+      const std::size_t room = plain::base64_room(c, max_length);
+      if (part.size() < room) part.resize(std::max(room, part.size() * 2));
+      ok = plain::base64_string(c, part.data(), chunk.content, part_size, max_length) &&
+           part_size <= max_part_bytes;
+    }
+    if (!ok || (seen & which) != 0) return false;  // unknown or repeated fields: parse()
+    seen |= which;
+    return true;
+  });
+  if (!members || !plain::at_end(cursor)) return false;
+  if (seen != (detail::field_endpoint | detail::field_partition | detail::field_count |
+               detail::field_content))
+    return false;
+  if (chunk.partition >= chunk.partition_count) return false;  // parse() names it
+  out = chunk;
+  return true;
 }
 
 // Full validation with the DOM parser: tells invalid_json and too_deep apart

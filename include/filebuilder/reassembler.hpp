@@ -82,6 +82,9 @@ struct ReassemblerOptions {
   /// Firehose audit digests and dead letters. record_index is
   /// Reassembler::no_record for a pending upload retried by flush().
   std::function<void(std::size_t record_index, RecordOutcome&, BodyReader&)> on_upload_done;
+  /// Plain records and events skip simdjson (detail/plain_json.hpp). The
+  /// answers are the same either way; off is for tests and benchmarks.
+  bool fast_path = true;
 };
 
 template <StateStore Store, Uploader Up>
@@ -96,10 +99,18 @@ class Reassembler {
     const std::size_t index = start_record();
     RecordOutcome& outcome = outcomes_[index];
     Chunk chunk;
-    ErrorCode error = parser_.parse(record, chunk);
-    if (error == ErrorCode::ok) error = check_limits(chunk, options_.limits);
-    if (error == ErrorCode::ok) error = options_.policy.check(chunk.put_endpoint);
-    if (error == ErrorCode::ok) error = decode_content(chunk.content);
+    ErrorCode error = ErrorCode::ok;
+    // The fast path takes a plain record (its content decoded on the way):
+    // then every check below gives what the strict path would. Anything else
+    // goes the strict way, which names the problem.
+    if (options_.fast_path && ChunkParser::parse_plain(record, options_.limits.max_part_bytes,
+                                                       chunk, part_, part_size_)) {
+      error = check_chunk(chunk);
+    } else {
+      error = parser_.parse(record, chunk);
+      if (error == ErrorCode::ok) error = check_chunk(chunk);
+      if (error == ErrorCode::ok) error = decode_content(chunk.content);
+    }
     if (error != ErrorCode::ok) {
       reject(outcome, error);
       return index;
@@ -189,11 +200,15 @@ class Reassembler {
   };
 
   std::size_t start_record() {
+    const bool batch_start = flushed_ || outcomes_.empty();
     if (flushed_) {
       outcomes_.clear();
       flushed_ = false;
     }
-    maybe_expire();
+    // The clock is read once a batch, and every 256 records of a long one:
+    // expiry works in minutes, and reading the clock costs as much as
+    // handling a small record.
+    if (batch_start || ++records_since_clock_ % 256 == 0) maybe_expire();
     outcomes_.emplace_back();
     return outcomes_.size() - 1;
   }
@@ -203,6 +218,24 @@ class Reassembler {
     if (now - last_expire_ < options_.expire_interval) return;
     last_expire_ = now;
     expired_ += store_.expire(now);
+  }
+
+  // The limits and the endpoint policy, in the order they are reported.
+  ErrorCode check_chunk(const Chunk& chunk) {
+    const ErrorCode error = check_limits(chunk, options_.limits);
+    return error != ErrorCode::ok ? error : check_endpoint(chunk.put_endpoint);
+  }
+
+  // The policy never changes, and a file's chunks tend to come one after
+  // another: the verdict on the last endpoint is kept (parsing a presigned
+  // URL costs more than decoding a chunk of 1 KB).
+  ErrorCode check_endpoint(std::string_view endpoint) {
+    if (!checked_endpoint_valid_ || endpoint != checked_endpoint_) {
+      checked_verdict_ = options_.policy.check(endpoint);
+      checked_endpoint_.assign(endpoint);
+      checked_endpoint_valid_ = true;
+    }
+    return checked_verdict_;
   }
 
   ErrorCode decode_content(std::string_view content) {
@@ -321,6 +354,9 @@ class Reassembler {
   Up& uploader_;
   ReassemblerOptions options_;
   ChunkParser parser_;
+  std::string checked_endpoint_;  // the last endpoint checked, and the verdict
+  ErrorCode checked_verdict_ = ErrorCode::ok;
+  bool checked_endpoint_valid_ = false;
   std::string part_;  // decoded content of the current record (reused)
   std::size_t part_size_ = 0;
   std::size_t decode_position_ = 0;
@@ -330,6 +366,7 @@ class Reassembler {
   std::vector<UploadJob> jobs_;
   bool flushed_ = false;
   Clock::time_point last_expire_ = Clock::now();
+  std::size_t records_since_clock_ = 0;
   std::size_t expired_ = 0;
 };
 

@@ -17,10 +17,11 @@
 //     endian order, 12 bytes at the start of each 128-bit lane, and the two
 //     lanes are stored 12 bytes apart (no lane-crossing permute).
 // The main loop runs groups of 4 steps (128 characters), each step stored
-// before the group's verdict. A group, or a later step, with any character
-// outside the alphabet is handed to the scalar loop from its first quartet,
-// which stops at exactly the quartet the scalar kernel would: the results of
-// both kernels are identical by construction.
+// before the group's verdict. The step of a group, or a later step, with any
+// character outside the alphabet is handed to the scalar loop from its first
+// quartet (at most 8 quartets from where it stops), which stops at exactly the
+// quartet the scalar kernel would: the results of both kernels are identical
+// by construction.
 //
 // Loads are unaligned and never pass in + 4 * quartets. Stores stay inside
 // out[0, 3 * quartets): two 16-byte stores (24 bytes of data, 28 written) are
@@ -156,7 +157,14 @@ FILEBUILDER_TARGET_AVX2 inline std::size_t decode_quartets(const char* in, std::
       util::store28(dst + 24 * step, util::pack(k, values));
     }
     if (!good) {
-      return q + scalar::decode_quartets(src, quartets - q, dst);
+      // Find the bad step (the good ones are stored): the scalar loop takes
+      // over there, for at most 8 quartets.
+      for (int step = 0; step < 4; ++step, q += 8) {
+        __m256i values;
+        if (!util::translate(k, util::load(in + 4 * q), values))
+          return q + scalar::decode_quartets(in + 4 * q, quartets - q, out + 3 * q);
+      }
+      continue;  // (not reached: one of the steps holds the bad character)
     }
     q += 32;
   }

@@ -14,10 +14,12 @@
 //   - packing: vpmaddubsw merges sextet pairs into 12 bits, vpmaddwd those
 //     pairs into 24 bits per 32-bit lane, and one vpermb gathers the 48
 //     output bytes in big-endian order.
-// Four steps are checked at once (one test for 256 characters). A group with
-// any character outside the alphabet is handed to the scalar loop from its
-// first quartet, which stops at exactly the quartet the scalar kernel would:
-// the results of both kernels are identical by construction.
+// Four steps are checked at once (one test for 256 characters). In a step
+// with any character outside the alphabet, the first such character's index
+// (a mask, then a bit scan) says how many whole quartets precede it; only
+// those are stored, and the kernel stops before that quartet, exactly where
+// the scalar kernel stops. No scalar code runs, so that finding where a string
+// ends costs nothing extra (base64::decode_until, the JSON fast paths).
 //
 // Loads are unaligned and never pass in + 4 * quartets. Stores stay inside
 // out[0, 3 * quartets): a 64-byte store (48 bytes of data) is used only where
@@ -114,10 +116,17 @@ FILEBUILDER_TARGET_AVX512 inline bool any_bad(__m512i bits) noexcept {
   return _mm512_movepi8_mask(bits) != 0;
 }
 
-/// Stores the 48 data bytes exactly (a masked store: nothing is written
-/// beyond them).
-FILEBUILDER_TARGET_AVX512 inline void store48(char* out, __m512i bytes) noexcept {
-  _mm512_mask_storeu_epi8(out, 0x0000FFFFFFFFFFFFull, bytes);
+/// One step of 64 characters at `in` (16 quartets): stores the 48 bytes and
+/// returns 16 when all are in the alphabet; else stores only the whole
+/// quartets before the first bad character and returns their count.
+FILEBUILDER_TARGET_AVX512 inline std::size_t step(const Table& t, __m512i gather, const char* in,
+                                                  char* out) noexcept {
+  const __m512i c = load(in);
+  const __m512i v = translate(t, c);
+  const __mmask64 bad = _mm512_movepi8_mask(_mm512_or_si512(c, v));
+  const std::size_t good = bad == 0 ? 16 : static_cast<std::size_t>(__builtin_ctzll(bad)) / 4;
+  _mm512_mask_storeu_epi8(out, (__mmask64{1} << (3 * good)) - 1, pack(v, gather));
+  return good;
 }
 
 /// Stores 64 bytes: the 48 data bytes and 16 more (room must follow).
@@ -150,7 +159,14 @@ FILEBUILDER_TARGET_AVX512 inline std::size_t decode_quartets(const char* in, std
     const __m512i bits = _mm512_ternarylogic_epi32(_mm512_ternarylogic_epi32(c0, c1, c2, 0xFE),
                                                    _mm512_ternarylogic_epi32(c3, v0, v1, 0xFE),
                                                    _mm512_or_si512(v2, v3), 0xFE);
-    if (util::any_bad(bits)) return q + scalar::decode_quartets(src, quartets - q, dst);
+    if (util::any_bad(bits)) {
+      for (int i = 0; i < 4; ++i) {
+        const std::size_t good = util::step(table, gather, in + 4 * q, out + 3 * q);
+        q += good;
+        if (good < 16) return q;
+      }
+      continue;  // (not reached: one of the steps holds the bad character)
+    }
     util::store64(dst, util::pack(v0, gather));
     util::store64(dst + 48, util::pack(v1, gather));
     util::store64(dst + 96, util::pack(v2, gather));
@@ -159,25 +175,16 @@ FILEBUILDER_TARGET_AVX512 inline std::size_t decode_quartets(const char* in, std
   }
   // Single steps, storing exactly 48 bytes.
   while (quartets - q >= 16) {
-    const __m512i c = util::load(in + 4 * q);
-    const __m512i v = util::translate(table, c);
-    if (util::any_bad(_mm512_or_si512(c, v))) {
-      return q + scalar::decode_quartets(in + 4 * q, quartets - q, out + 3 * q);
-    }
-    util::store48(out + 3 * q, util::pack(v, gather));
-    q += 16;
+    const std::size_t good = util::step(table, gather, in + 4 * q, out + 3 * q);
+    q += good;
+    if (good < 16) return q;
   }
   if (q == quartets) return quartets;
   // 1..15 quartets left: one step over the last 16 quartets, overlapping
-  // decoded ones (valid, rewritten with the same bytes).
+  // decoded ones (valid, rewritten with the same bytes, so a bad character
+  // can only lie in the new ones).
   const std::size_t last = quartets - 16;
-  const __m512i c = util::load(in + 4 * last);
-  const __m512i v = util::translate(table, c);
-  if (util::any_bad(_mm512_or_si512(c, v))) {
-    return q + scalar::decode_quartets(in + 4 * q, quartets - q, out + 3 * q);
-  }
-  util::store48(out + 3 * last, util::pack(v, gather));
-  return quartets;
+  return last + util::step(table, gather, in + 4 * last, out + 3 * last);
 }
 
 }  // namespace filebuilder::detail::avx512

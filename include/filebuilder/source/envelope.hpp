@@ -4,9 +4,16 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "filebuilder/base64.hpp"
+#include "filebuilder/detail/plain_json.hpp"
 #include "filebuilder/error.hpp"
 
 namespace filebuilder::source {
@@ -19,6 +26,50 @@ struct EnvelopeRecord {
   /// or mistyped). Such a record is rejected; the others go on.
   ErrorCode error = ErrorCode::ok;
 };
+
+/// The decoded `data` of every record of an event, in one buffer (reused
+/// from event to event).
+struct DecodedRecords {
+  struct Span {
+    std::size_t offset = 0;
+    std::size_t size = 0;
+    bool ok = true;                  // false: the data is not base64
+    std::size_t error_position = 0;  // then where it breaks
+  };
+  std::string bytes;
+  std::vector<Span> spans;  // one per record
+
+  [[nodiscard]] std::string_view of(std::size_t record) const noexcept {
+    return std::string_view(bytes.data() + spans[record].offset, spans[record].size);
+  }
+  /// Makes room for `size` bytes in all (keeping what is there).
+  void reserve(std::size_t size) {
+    if (bytes.size() < size) bytes.resize(std::max(size, bytes.size() * 2));
+  }
+};
+
+/// Decodes the data of each record (a failure is kept in its span).
+inline void decode_records(std::span<const EnvelopeRecord> records, DecodedRecords& out) {
+  std::size_t capacity = 0;
+  for (const EnvelopeRecord& record : records)
+    capacity += base64::max_decoded_size(record.data.size());
+  out.reserve(capacity);
+  out.spans.clear();
+  std::size_t offset = 0;
+  for (const EnvelopeRecord& record : records) {
+    DecodedRecords::Span& span = out.spans.emplace_back();
+    span.offset = offset;
+    if (record.error != ErrorCode::ok) continue;
+    const base64::DecodeResult result = base64::decode(record.data, out.bytes.data() + offset);
+    if (result.error != ErrorCode::ok) {
+      span.ok = false;
+      span.error_position = result.position;
+      continue;
+    }
+    span.size = result.written;
+    offset += result.written;
+  }
+}
 
 namespace detail {
 
@@ -61,6 +112,100 @@ template <typename ReadItem>
   return ErrorCode::ok;
 }
 
+namespace plain = filebuilder::detail::plain_json;
+
+// The record's data, decoded at the end of `out`.
+inline bool plain_data(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords& out) {
+  const std::size_t offset = out.spans.back().offset;
+  out.reserve(offset + plain::base64_room(c));
+  std::size_t written = 0;
+  if (!plain::base64_string(c, out.bytes.data() + offset, record.data, written)) return false;
+  out.spans.back().size = written;
+  return true;
+}
+
+// {"sequenceNumber": plain, "data": base64, ...}: each once.
+inline bool plain_kinesis_fields(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords& out) {
+  bool id = false, data = false;
+  if (!plain::consume(c, '{')) return false;
+  const bool ok = plain::object_members(c, [&](std::string_view key, plain::Cursor& value) {
+    if (plain::key_is(key, "sequenceNumber"))
+      return !std::exchange(id, true) && plain::plain_string(value, record.id);
+    if (plain::key_is(key, "data"))
+      return !std::exchange(data, true) && plain_data(value, record, out);
+    return plain::skip_member_value(value, 4);
+  });
+  return ok && id && data;
+}
+
+// {"kinesis": {...}, ...}: "kinesis" once.
+inline bool plain_kinesis_record(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords& out) {
+  bool kinesis = false;
+  if (!plain::consume(c, '{')) return false;
+  const bool ok = plain::object_members(c, [&](std::string_view key, plain::Cursor& value) {
+    if (plain::key_is(key, "kinesis"))
+      return !std::exchange(kinesis, true) && plain_kinesis_fields(value, record, out);
+    return plain::skip_member_value(value, 3);
+  });
+  return ok && kinesis;
+}
+
+// {"recordId": plain, "data": base64, ...}: each once.
+inline bool plain_firehose_record(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords& out) {
+  bool id = false, data = false;
+  if (!plain::consume(c, '{')) return false;
+  const bool ok = plain::object_members(c, [&](std::string_view key, plain::Cursor& value) {
+    if (plain::key_is(key, "recordId"))
+      return !std::exchange(id, true) && plain::plain_string(value, record.id);
+    if (plain::key_is(key, "data"))
+      return !std::exchange(data, true) && plain_data(value, record, out);
+    return plain::skip_member_value(value, 3);
+  });
+  return ok && id && data;
+}
+
 }  // namespace detail
+
+/// What read_plain_event() found.
+enum class PlainEvent : std::uint8_t {
+  not_plain,  // not in the plain subset, or not as expected: use simdjson
+  kinesis,    // a Lambda Kinesis event ("Records")
+  firehose,   // a Firehose transformation event ("records")
+  other,      // a plain object with neither array (a bare chunk, say)
+};
+
+/// The fast path of event reading (detail/plain_json.hpp): one pass over a
+/// plain event, every record well formed, its data decoded into `decoded` on
+/// the way, without simdjson. Then `out` and `decoded` are what
+/// read_kinesis_event() or read_firehose_event() and decode_records() give.
+/// Anything unexpected (an escape, a record lacking its id, data that is not
+/// base64, two record arrays, ...) is not_plain: ask those instead.
+[[nodiscard]] inline PlainEvent read_plain_event(std::string_view event,
+                                                 std::vector<EnvelopeRecord>& out,
+                                                 DecodedRecords& decoded) {
+  namespace plain = filebuilder::detail::plain_json;
+  out.clear();
+  decoded.spans.clear();
+  plain::Cursor c(event);
+  if (!plain::consume(c, '{')) return PlainEvent::not_plain;
+  PlainEvent kind = PlainEvent::other;
+  const bool ok = plain::object_members(c, [&](std::string_view key, plain::Cursor& value) {
+    const bool kinesis = plain::key_is(key, "Records");
+    if (!kinesis && key != "records") return plain::skip_member_value(value, 1);
+    if (kind != PlainEvent::other) return false;  // both arrays, or one twice
+    kind = kinesis ? PlainEvent::kinesis : PlainEvent::firehose;
+    if (!plain::consume(value, '[')) return false;
+    return plain::array_elements(value, [&](plain::Cursor& item) {
+      EnvelopeRecord& record = out.emplace_back();
+      const std::size_t offset =
+          decoded.spans.empty() ? 0 : decoded.spans.back().offset + decoded.spans.back().size;
+      decoded.spans.push_back({offset, 0, true, 0});
+      return kinesis ? detail::plain_kinesis_record(item, record, decoded)
+                     : detail::plain_firehose_record(item, record, decoded);
+    });
+  });
+  if (!ok || !plain::at_end(c)) return PlainEvent::not_plain;
+  return kind;
+}
 
 }  // namespace filebuilder::source

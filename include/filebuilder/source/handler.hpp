@@ -107,18 +107,29 @@ class EventHandler {
   /// added now and uploaded at flush_chunks() (or before the next event).
   DocumentKind handle(simdjson::padded_string_view document, InputFormat format, const LineId& line,
                       std::string& reply) {
-    DocumentKind kind = format == InputFormat::lambda     ? DocumentKind::lambda
-                        : format == InputFormat::firehose ? DocumentKind::firehose
-                        : format == InputFormat::ndjson   ? DocumentKind::chunk
-                                                          : detect(document);
+    const std::string_view text(document.data(), document.size());
+    // The fast path reads a plain event in one pass and is kept only when
+    // every record's data decodes (which proves the data plain too); then it
+    // has found exactly what simdjson would. Otherwise simdjson decides.
+    std::optional<DocumentKind> plain;
+    if (format != InputFormat::ndjson && reassembler_.options().fast_path) {
+      plain = plain_kind(read_plain_event(text, records_, decoded_), format);
+    }
+    const DocumentKind kind = plain                             ? *plain
+                              : format == InputFormat::lambda   ? DocumentKind::lambda
+                              : format == InputFormat::firehose ? DocumentKind::firehose
+                              : format == InputFormat::ndjson   ? DocumentKind::chunk
+                                                                : detect(document);
     if (kind == DocumentKind::chunk) {
-      add_chunk(std::string_view(document.data(), document.size()), line);
+      add_chunk(text, line);
       return kind;
     }
     flush_chunks();
-    const ErrorCode envelope = kind == DocumentKind::lambda
+    const ErrorCode envelope = plain ? ErrorCode::ok
+                               : kind == DocumentKind::lambda
                                    ? read_kinesis_event(event_parser_, document, records_)
                                    : read_firehose_event(event_parser_, document, records_);
+    if (envelope == ErrorCode::ok && !plain) decode_records(records_, decoded_);
     if (envelope != ErrorCode::ok) {
       any_problem_ = true;
       const std::string id = line.text();
@@ -224,6 +235,20 @@ class EventHandler {
     return DocumentKind::chunk;
   }
 
+  // What a plain event is, if the format allows it.
+  static std::optional<DocumentKind> plain_kind(PlainEvent event, InputFormat format) noexcept {
+    DocumentKind kind = DocumentKind::chunk;
+    switch (event) {
+      case PlainEvent::not_plain: return std::nullopt;
+      case PlainEvent::kinesis: kind = DocumentKind::lambda; break;
+      case PlainEvent::firehose: kind = DocumentKind::firehose; break;
+      case PlainEvent::other: kind = DocumentKind::chunk; break;
+    }
+    if (format == InputFormat::lambda && kind != DocumentKind::lambda) return std::nullopt;
+    if (format == InputFormat::firehose && kind != DocumentKind::firehose) return std::nullopt;
+    return kind;
+  }
+
   void add_chunk(std::string_view bytes, const LineId& line) {
     reassembler_.add(bytes);
     chunk_ids_.push_back(line);
@@ -254,24 +279,20 @@ class EventHandler {
       add_user(index, 0, false, false);
       return;
     }
-    const std::size_t capacity = base64::max_decoded_size(record.data.size());
-    if (data_.size() < capacity) data_.resize(std::max(capacity, data_.size() * 2));
-    const base64::DecodeResult decoded = base64::decode(record.data, data_.data());
-    if (decoded.error != ErrorCode::ok) {
+    if (!decoded_.spans[index].ok) {
       reassembler_.add_rejected(ErrorCode::bad_record_data,
                                 "the record's data is not valid base64 (at offset " +
-                                    std::to_string(decoded.position) + ")");
+                                    std::to_string(decoded_.spans[index].error_position) + ")");
       add_user(index, 0, false, false);
       return;
     }
-    deaggregator_.deaggregate(
-        std::string_view(data_.data(), decoded.written), [&](const kpl::UserRecord& user) {
-          if (user.error != ErrorCode::ok)
-            reassembler_.add_rejected(user.error, deaggregator_.message(user));
-          else
-            reassembler_.add(user.data);
-          add_user(index, user.sub, user.aggregated, true);
-        });
+    deaggregator_.deaggregate(decoded_.of(index), [&](const kpl::UserRecord& user) {
+      if (user.error != ErrorCode::ok)
+        reassembler_.add_rejected(user.error, deaggregator_.message(user));
+      else
+        reassembler_.add(user.data);
+      add_user(index, user.sub, user.aggregated, true);
+    });
   }
 
   void on_upload_done(std::size_t index, RecordOutcome& outcome, BodyReader& body) {
@@ -374,7 +395,7 @@ class EventHandler {
   std::vector<EnvelopeRecord> user_records_;  // records_[users_[k].record], for replies
   std::vector<RecordOutcome> merged_;         // Firehose: one outcome per record
   kpl::Deaggregator deaggregator_;
-  std::string data_;  // decoded envelope data (reused)
+  DecodedRecords decoded_;  // the data of every record of the event (reused)
   std::vector<LineId> chunk_ids_;
   std::vector<std::string> chunk_lines_;  // raw bare chunks, kept only for dead letters
   ChunkSummary summary_;

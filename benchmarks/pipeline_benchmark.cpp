@@ -1,0 +1,233 @@
+// The record pipeline, from a Lambda Kinesis event to the bytes a store is
+// handed: event JSON -> base64 `data` -> chunk JSON -> base64 `content` -> a
+// store that discards them. Two events, as a producer using `filebuilder
+// split` would send them:
+//   small  100 records, chunks of 1,400 bytes, a 400-character presigned URL
+//          (about 340 KB of event JSON)
+//   large  4 records of about 1 MB each (the Kinesis record limit), 5.5 MB
+// Four ways, all timed in one run, all counting the event's size as
+// bytes_per_second, so that their ratios are ratios of time:
+//   floor        only the two base64 decodes, at offsets found in advance: no
+//                JSON work at all (best kernel). Nothing can be faster.
+//   filebuilder  source::EventHandler over a Reassembler, as the CLI and the
+//                Lambda runtime run it (fast path on), replies included
+//   strict       the same with ReassemblerOptions::fast_path off: simdjson
+//                on-demand for both JSON layers (best base64 kernel)
+//   baseline     the straightforward composition: simdjson on-demand for both
+//                layers and a plain scalar base64 decoder
+// benchmarks/run prints the ratios to the floor.
+#include <benchmark/benchmark.h>
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filebuilder/base64.hpp"
+#include "filebuilder/reassembler.hpp"
+#include "filebuilder/source/handler.hpp"
+#include "filebuilder/split.hpp"
+#include "support/allocation_counter.hpp"
+#include "support/discard_store.hpp"
+
+namespace {
+
+namespace fb = filebuilder;
+
+using DiscardStore = fb::test::DiscardStore;
+using NullUploader = fb::test::AcceptingUploader;
+
+/// One benchmark input: the event, and where its base64 strings are.
+struct Event {
+  std::string json;
+  std::size_t records = 0;
+  struct Record {
+    std::size_t data_offset, data_size;        // in json
+    std::size_t content_offset, content_size;  // in the decoded data
+  };
+  std::vector<Record> layout;
+};
+
+// A presigned S3 URL of 400 characters, as producers send them.
+std::string presigned_url(std::size_t file) {
+  std::string url = "https://example-bucket.s3.us-east-1.amazonaws.com/uploads/2026/12/01/file-" +
+                    std::to_string(file) +
+                    ".bin?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE"
+                    "%2F20261201%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261201T000000Z"
+                    "&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=";
+  while (url.size() < 400) url += "0123456789abcdef"[url.size() % 16];
+  return url;
+}
+
+Event make_event(std::size_t chunk_size, std::size_t records) {
+  fb::SplitOptions options;
+  options.format = fb::SplitFormat::lambda;
+  options.chunk_size = chunk_size;
+  options.records_per_event = records;
+  fb::Splitter splitter(options);
+  std::string bytes(chunk_size * records, '\0');
+  std::uint64_t state = 42;
+  for (char& c : bytes) {
+    state = state * 6364136223846793005u + 1442695040888963407u;
+    c = static_cast<char>(state >> 56);
+  }
+  Event event;
+  const auto sink = [&](std::string_view line) {
+    if (event.json.empty()) event.json.assign(line.substr(0, line.size() - 1));  // no '\n'
+  };
+  splitter.add_file(presigned_url(0), bytes, sink);
+  splitter.finish(sink);
+  event.records = records;
+  // Find the strings once, for the floor (split writes no escapes).
+  std::string decoded;
+  for (std::size_t at = event.json.find("\"data\":\""); at != std::string::npos;
+       at = event.json.find("\"data\":\"", at)) {
+    at += 8;
+    const std::string_view data =
+        std::string_view(event.json).substr(at, event.json.find('"', at) - at);
+    decoded.resize(fb::base64::max_decoded_size(data.size()));
+    decoded.resize(fb::base64::decode(data, decoded.data()).written);
+    const std::size_t content = decoded.find("\"content\":\"") + 11;
+    event.layout.push_back({at, data.size(), content, decoded.find('"', content) - content});
+  }
+  return event;
+}
+
+const Event& event_for(std::int64_t which) {
+  static const Event small = make_event(1400, 100);
+  static const Event large = make_event(780'000, 4);
+  return which == 0 ? small : large;
+}
+
+void finish(benchmark::State& state, const Event& event) {
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * event.json.size()));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * event.records));
+  state.SetLabel(std::to_string(event.records) + " records, " + std::to_string(event.json.size()) +
+                 " B");
+}
+
+void floor(benchmark::State& state) {
+  const Event& event = event_for(state.range(0));
+  std::string data(event.json.size(), '\0');
+  std::string part(event.json.size(), '\0');
+  for (auto _ : state) {
+    for (const Event::Record& record : event.layout) {
+      const auto decoded = fb::base64::decode(
+          std::string_view(event.json).substr(record.data_offset, record.data_size), data.data());
+      const auto content = fb::base64::decode(
+          std::string_view(data.data() + record.content_offset, record.content_size), part.data());
+      benchmark::DoNotOptimize(decoded);
+      benchmark::DoNotOptimize(content);
+    }
+    benchmark::ClobberMemory();
+  }
+  finish(state, event);
+}
+
+void run_handler(benchmark::State& state, bool fast_path) {
+  const Event& event = event_for(state.range(0));
+  DiscardStore store;
+  NullUploader uploader;
+  fb::ReassemblerOptions options;
+  if (options.policy.allow_hosts("example-bucket.s3.us-east-1.amazonaws.com") != fb::ErrorCode::ok)
+    state.SkipWithError("allow_hosts");
+  options.fast_path = fast_path;
+  fb::Reassembler reassembler(store, uploader, options);
+  fb::Logger logger(fb::LogLevel::off);
+  fb::source::EventHandler handler(reassembler, logger);
+  const simdjson::padded_string padded(event.json);
+  std::string reply;
+  const fb::source::LineId line{};
+  std::uint64_t allocations = 0;
+  for (auto _ : state) {
+    reply.clear();
+    const std::uint64_t before = fb::test::allocations();
+    const auto kind = handler.handle(padded, fb::source::InputFormat::detect, line, reply);
+    allocations += fb::test::allocations() - before;
+    if (kind != fb::source::DocumentKind::lambda || reply != R"({"batchItemFailures":[]})")
+      state.SkipWithError("the event was not handled as expected");
+    benchmark::DoNotOptimize(reply.data());
+  }
+  benchmark::DoNotOptimize(store.bytes());
+  finish(state, event);
+  state.counters["allocs_per_record"] =
+      static_cast<double>(allocations) / static_cast<double>(state.iterations() * event.records);
+}
+
+void filebuilder_pipeline(benchmark::State& state) {
+  run_handler(state, true);
+}
+void strict(benchmark::State& state) {
+  run_handler(state, false);
+}
+
+void baseline(benchmark::State& state) {
+  const Event& event = event_for(state.range(0));
+  DiscardStore store;
+  simdjson::ondemand::parser event_parser;
+  simdjson::ondemand::parser chunk_parser;
+  const simdjson::padded_string padded(event.json);
+  std::string data(event.json.size() + simdjson::SIMDJSON_PADDING, '\0');
+  std::string part(event.json.size(), '\0');
+  for (auto _ : state) {
+    simdjson::ondemand::document doc = event_parser.iterate(padded);
+    for (auto record : doc["Records"]) {
+      const std::string_view text = record["kinesis"]["data"].get_string();
+      const auto decoded = fb::base64::decode_with(fb::base64::Kernel::scalar, text, data.data());
+      simdjson::ondemand::document chunk = chunk_parser.iterate(
+          simdjson::padded_string_view(data.data(), decoded.written, data.size()));
+      const std::string_view endpoint = chunk["putEndpoint"].get_string();
+      const std::uint64_t partition = chunk["partition"].get_uint64();
+      const std::uint64_t count = chunk["partitionCount"].get_uint64();
+      const std::string_view content = chunk["content"].get_string();
+      const auto bytes = fb::base64::decode_with(fb::base64::Kernel::scalar, content, part.data());
+      (void)store.put_part({endpoint, partition, count},
+                           std::string_view(part.data(), bytes.written));
+    }
+  }
+  benchmark::DoNotOptimize(store.bytes());
+  finish(state, event);
+}
+
+// Where the time of pipeline/filebuilder goes: the fast path's two layers
+// alone (each decodes its base64 on the way, so each includes one decode).
+void envelope(benchmark::State& state) {
+  const Event& event = event_for(state.range(0));
+  std::vector<fb::source::EnvelopeRecord> records;
+  fb::source::DecodedRecords decoded;
+  for (auto _ : state) {
+    if (fb::source::read_plain_event(event.json, records, decoded) !=
+        fb::source::PlainEvent::kinesis)
+      state.SkipWithError("not plain");
+  }
+  finish(state, event);
+}
+
+void chunks(benchmark::State& state) {
+  const Event& event = event_for(state.range(0));
+  std::vector<fb::source::EnvelopeRecord> records;
+  fb::source::DecodedRecords decoded;
+  (void)fb::source::read_plain_event(event.json, records, decoded);
+  std::string part;
+  std::size_t size = 0;
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      fb::Chunk chunk;
+      if (!fb::ChunkParser::parse_plain(decoded.of(i), 1 << 20, chunk, part, size))
+        state.SkipWithError("not plain");
+    }
+  }
+  finish(state, event);
+}
+
+}  // namespace
+
+BENCHMARK(floor)->Name("pipeline/floor")->Arg(0)->Arg(1);
+BENCHMARK(filebuilder_pipeline)->Name("pipeline/filebuilder")->Arg(0)->Arg(1);
+BENCHMARK(strict)->Name("pipeline/strict")->Arg(0)->Arg(1);
+BENCHMARK(baseline)->Name("pipeline/baseline")->Arg(0)->Arg(1);
+BENCHMARK(envelope)->Name("pipeline/envelope")->Arg(0)->Arg(1);
+BENCHMARK(chunks)->Name("pipeline/chunks")->Arg(0)->Arg(1);
+BENCHMARK_MAIN();

@@ -1,0 +1,428 @@
+// The fast paths (detail/plain_json.hpp: ChunkParser::parse_plain and
+// source::read_plain_event) must never change an answer. Every document here
+// goes through two complete pipelines, one with ReassemblerOptions::fast_path
+// on and one with it off (simdjson only), and everything they produce is
+// compared: the document kind, the reply, every log line, every upload, the
+// store, the bare-chunk summary. The documents: well-formed events and chunks
+// of every kind, hand-written variants of each (escapes, spacing, order,
+// unknown fields, duplicates, broken values), every prefix of a small event,
+// and thousands of random mutations.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "filebuilder/base64.hpp"
+#include "filebuilder/reassembler.hpp"
+#include "filebuilder/source/handler.hpp"
+#include "filebuilder/split.hpp"
+#include "filebuilder/store/memory.hpp"
+#include "support/chunks.hpp"
+#include "support/fake_uploader.hpp"
+
+using namespace filebuilder;
+using filebuilder::test::FakeUploader;
+
+namespace {
+
+const std::string endpoint = "https://bucket.example.com/f.bin?X-Amz-Signature=secret";
+
+// Captures what a logger writes, without the timestamps (they differ).
+struct LogCapture {
+  char* buffer = nullptr;
+  std::size_t size = 0;
+  std::FILE* file = open_memstream(&buffer, &size);
+  LogCapture() = default;
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  ~LogCapture() {
+    std::fclose(file);
+    std::free(buffer);
+  }
+  std::string text() {
+    std::fflush(file);
+    static const std::regex ts(R"("ts":"[^"]*")");
+    return std::regex_replace(std::string(buffer, size), ts, "\"ts\":\"\"");
+  }
+};
+
+using TestReassembler = Reassembler<MemoryStore, FakeUploader>;
+
+struct Pipeline {
+  explicit Pipeline(bool fast_path) : reassembler(store, uploader, options(fast_path)) {}
+
+  static ReassemblerOptions options(bool fast_path) {
+    ReassemblerOptions o;
+    o.fast_path = fast_path;
+    o.limits.max_part_bytes = 4096;
+    o.limits.max_partitions = 1000;
+    REQUIRE(o.policy.allow_hosts("bucket.example.com,other.example.com") == ErrorCode::ok);
+    return o;
+  }
+
+  MemoryStore store;
+  FakeUploader uploader;
+  TestReassembler reassembler;
+  LogCapture log;
+  Logger logger{LogLevel::debug, log.file};
+  source::EventHandler<TestReassembler> handler{reassembler, logger};
+
+  // Everything this pipeline has produced for one document.
+  std::string run(const std::string& document, source::InputFormat format) {
+    std::string padded = document;
+    padded.resize(document.size() + simdjson::SIMDJSON_PADDING, '\0');
+    std::string reply;
+    const source::DocumentKind kind =
+        handler.handle(simdjson::padded_string_view(padded.data(), document.size(), padded.size()),
+                       format, source::LineId{"", 1}, reply);
+    handler.flush_chunks();
+    std::string out = "kind " + std::to_string(static_cast<int>(kind)) + "\nreply " + reply +
+                      "\nsummary " + handler.chunk_summary().json() + "\nlog\n" + log.text() +
+                      "uploads\n";
+    for (const FakeUploader::Call& call : uploader.calls) out += call.url + " " + call.body + "\n";
+    out += "store " + std::to_string(store.open_files()) + " files, " +
+           std::to_string(store.bytes_held()) + " bytes, " + std::to_string(store.done_marks()) +
+           " done\n";
+    return out;
+  }
+};
+
+/// Runs the document through both pipelines (fresh ones) and compares.
+void same_answer(const std::string& document,
+                 source::InputFormat format = source::InputFormat::detect) {
+  Pipeline fast(true);
+  Pipeline strict(false);
+  const std::string expected = strict.run(document, format);
+  const std::string got = fast.run(document, format);
+  if (got != expected) {
+    INFO("document: " << document);
+    CHECK(got == expected);
+  }
+}
+
+std::string b64(std::string_view bytes) {
+  return base64::encode(bytes);
+}
+
+std::string chunk_record(std::uint64_t partition, std::uint64_t count, std::string_view bytes,
+                         const std::string& url = endpoint) {
+  return test::chunk(url, partition, count, bytes);
+}
+
+std::string kinesis_item(const std::string& sequence, const std::string& data) {
+  return R"({"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"pk","sequenceNumber":")" +
+         sequence + R"(","data":")" + data +
+         R"(","approximateArrivalTimestamp":1545084650.987},"eventSource":"aws:kinesis",)"
+         R"("eventID":"shardId-000000000006:)" +
+         sequence + R"(","awsRegion":"us-east-2"})";
+}
+
+std::string kinesis_event(const std::vector<std::string>& chunks) {
+  std::string event = R"({"Records":[)";
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    if (i) event += ',';
+    event +=
+        kinesis_item("4959000000000000000000000000000000000000000000000000000" + std::to_string(i),
+                     b64(chunks[i]));
+  }
+  return event + "]}";
+}
+
+std::string firehose_event(const std::vector<std::string>& chunks) {
+  std::string event = R"({"invocationId":"inv","deliveryStreamArn":"arn:x","records":[)";
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    if (i) event += ',';
+    event += R"({"recordId":"r)" + std::to_string(i) +
+             R"(","approximateArrivalTimestamp":1700000000000,"data":")" + b64(chunks[i]) + "\"}";
+  }
+  return event + "]}";
+}
+
+// A small file in three chunks, one of them twice.
+std::vector<std::string> three_chunks() {
+  return {chunk_record(1, 3, "BBBB"), chunk_record(0, 3, "AAAA"), chunk_record(1, 3, "BBBB"),
+          chunk_record(2, 3, "CC")};
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t at = text.find(from); at != std::string::npos;
+       at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("fast path: well-formed events and chunks of every kind") {
+  same_answer(kinesis_event(three_chunks()));
+  same_answer(firehose_event(three_chunks()));
+  same_answer(kinesis_event({}));
+  same_answer(R"({"Records":[]})");
+  same_answer(R"({"records":[]})");
+  for (const std::string& chunk : three_chunks()) same_answer(chunk);
+  same_answer(chunk_record(0, 1, ""));  // an empty file
+  same_answer(kinesis_event({chunk_record(0, 1, "")}));
+  // Padding variants of content and data.
+  for (const char* bytes : {"a", "ab", "abc", "abcd", "abcde"}) {
+    same_answer(chunk_record(0, 1, bytes));
+    same_answer(kinesis_event({chunk_record(0, 1, bytes)}));
+  }
+  // Forced formats, right and wrong.
+  same_answer(kinesis_event(three_chunks()), source::InputFormat::lambda);
+  same_answer(kinesis_event(three_chunks()), source::InputFormat::firehose);
+  same_answer(firehose_event(three_chunks()), source::InputFormat::lambda);
+  same_answer(firehose_event(three_chunks()), source::InputFormat::firehose);
+  same_answer(chunk_record(0, 1, "x"), source::InputFormat::lambda);
+  same_answer(kinesis_event(three_chunks()), source::InputFormat::ndjson);
+}
+
+TEST_CASE("fast path: events split by filebuilder split, plain and KPL-aggregated") {
+  std::string bytes;
+  for (int i = 0; i < 3000; ++i) bytes += static_cast<char>(i * 7);
+  for (const SplitFormat format : {SplitFormat::lambda, SplitFormat::firehose}) {
+    for (const std::size_t aggregate : {std::size_t{0}, std::size_t{4}}) {
+      SplitOptions options;
+      options.format = format;
+      options.chunk_size = 700;
+      options.records_per_event = 3;
+      options.aggregate = aggregate;
+      Splitter splitter(options);
+      std::vector<std::string> lines;
+      const auto sink = [&](std::string_view line) {
+        lines.emplace_back(line.substr(0, line.size() - 1));
+      };
+      splitter.add_file(endpoint, bytes, sink);
+      splitter.finish(sink);
+      REQUIRE(!lines.empty());
+      for (const std::string& line : lines) same_answer(line);
+    }
+  }
+}
+
+TEST_CASE("fast path: chunk variants the fast path must hand to simdjson, or get right") {
+  const std::string good = chunk_record(0, 2, "hello");
+  const std::string content = b64("hello");
+  const std::vector<std::string> variants = {
+      // spacing and order
+      R"( { "putEndpoint" : ")" + endpoint +
+          R"(" , "partition" : 0 , "partitionCount" : 2 , )"
+          R"("content" : ")" +
+          content + "\" } \n",
+      R"({"content":")" + content + R"(","partitionCount":2,"partition":0,"putEndpoint":")" +
+          endpoint + "\"}",
+      // escapes: in the endpoint, the content, a key
+      replace_all(good, "/f.bin", "\\/f.bin"),
+      replace_all(good, content, replace_all(content, "b", "\\u0062")),
+      replace_all(good, "\"partition\"", "\"p\\u0061rtition\""),
+      replace_all(good, content, content.substr(0, 4) + "\\/" + content.substr(4)),
+      // unknown fields, duplicates, missing fields
+      replace_all(good, "\"content\"", "\"extra\":{\"a\":[1,2,{\"b\":null}]},\"content\""),
+      replace_all(good, "\"content\"", "\"extra\":[1,2,,3],\"content\""),
+      replace_all(good, "\"content\"", "\"partition\":1,\"content\""),
+      replace_all(good, ",\"partitionCount\":2", ""),
+      // numbers
+      replace_all(good, "\"partition\":0", "\"partition\":00"),
+      replace_all(good, "\"partition\":0", "\"partition\":-0"),
+      replace_all(good, "\"partition\":0", "\"partition\":0.0"),
+      replace_all(good, "\"partition\":0", "\"partition\":1e0"),
+      replace_all(good, "\"partition\":0", "\"partition\":18446744073709551616"),
+      replace_all(good, "\"partitionCount\":2", "\"partitionCount\":18446744073709551615"),
+      replace_all(good, "\"partitionCount\":2", "\"partitionCount\":0"),
+      replace_all(good, "\"partition\":0", "\"partition\":2"),
+      replace_all(good, "\"partition\":0", "\"partition\":\"0\""),
+      replace_all(good, "\"partitionCount\":2", "\"partitionCount\":100000"),
+      // content
+      replace_all(good, content, content + "="),
+      replace_all(good, content, content.substr(0, content.size() - 1)),
+      replace_all(good, content, "aGVsbG9="),  // non-zero pad bits
+      replace_all(good, content, "aGVs bG8="),
+      replace_all(good, content, b64(std::string(5000, 'x'))),  // over max_part_bytes
+      replace_all(good, content, b64(std::string(4096, 'x'))),  // exactly at it
+      replace_all(good, "\"content\":\"" + content + "\"", "\"content\":null"),
+      // endpoints
+      replace_all(good, endpoint, "https://other.example.com/g"),
+      replace_all(good, endpoint, "https://elsewhere.example.com/g"),
+      replace_all(good, endpoint, "http://127.0.0.1/x"),
+      replace_all(good, endpoint, "https://bucket.example.com/\xc3\xa9"),
+      replace_all(good, endpoint, "https://bucket.example.com/\x01"),
+      // structure
+      good + "x",
+      good + "{}",
+      good.substr(0, good.size() - 1),
+      "[" + good + "]",
+      "\"" + content + "\"",
+      "{}",
+      "",
+      "   ",
+      std::string(40, '[') + std::string(40, ']'),
+  };
+  for (const std::string& variant : variants) {
+    same_answer(variant);
+    same_answer(kinesis_event({variant}));
+  }
+  // Several files in one event, one of them broken.
+  same_answer(kinesis_event({chunk_record(0, 2, "a"), variants[2], chunk_record(1, 2, "b"),
+                             variants[7], chunk_record(0, 1, "z", "https://other.example.com/z")}));
+}
+
+TEST_CASE("fast path: event variants the fast path must hand to simdjson, or get right") {
+  const std::string good = kinesis_event(three_chunks());
+  const std::string data = b64(three_chunks()[0]);
+  const std::vector<std::string> variants = {
+      // spacing, order, unknown fields
+      replace_all(replace_all(good, ",", " ,\n "), ":", " : "),
+      replace_all(good, R"("kinesis":{)", R"("kinesis": { "extra": [true, false, null, -1.5e3], )"),
+      replace_all(good, R"("eventSource":"aws:kinesis")",
+                  R"("eventSource":{"nested":{"deeper":[[[]]]}})"),
+      R"({"before":1,"Records":[)" + kinesis_item("1", data) + R"(],"after":"x"})",
+      // escapes in ids, data, keys
+      replace_all(good, R"("sequenceNumber":"4959)", R"("sequenceNumber":"\u00344959)"),
+      replace_all(good, data, data.substr(0, 8) + "\\/" + data.substr(8)),
+      replace_all(good, R"("data":)", R"("d\u0061ta":)"),
+      replace_all(good, R"("Records")", R"("R\u0065cords")"),
+      replace_all(good, R"("eventSource":"aws:kinesis")", R"("eventSource":"aws:\"kinesis")"),
+      // data that is not base64
+      replace_all(good, data, data.substr(1)),
+      replace_all(good, data, "!!!!"),
+      replace_all(good, data, ""),
+      // missing or mistyped fields, duplicates
+      replace_all(good, R"("sequenceNumber":"4959)", R"("sequenceNumbr":"4959)"),
+      replace_all(good, R"("data":")" + data + "\"", R"("data":5)"),
+      replace_all(good, R"("kinesis":{)", R"("kinesis":{"data":"AAAA",)"),
+      replace_all(good, R"("kinesis":{)", R"("kinesis":5,"other":{)"),
+      R"({"Records":[5,)" + kinesis_item("1", data) + "]}",
+      R"({"Records":[)" + kinesis_item("1", data) + R"(],"Records":[]})",
+      R"({"Records":[)" + kinesis_item("1", data) + R"(],"records":[]})",
+      R"({"records":[],"Records":[)" + kinesis_item("1", data) + "]}",
+      R"({"Records":{}})",
+      R"({"Records":[)" + kinesis_item("1", data) + "}",
+      // non-ASCII, control bytes, trailing content
+      replace_all(good, "us-east-2",
+                  "us-\xc3\xa9"
+                  "ast-2"),
+      replace_all(good, "us-east-2", "us-\xff"),
+      replace_all(good, "us-east-2", "us-\x01"),
+      good + " ",
+      good + "x",
+      good + "{}",
+      std::string(40, '{'),
+  };
+  for (const std::string& variant : variants) same_answer(variant);
+  for (const std::string& variant : variants) {
+    const std::string firehose =
+        replace_all(replace_all(variant, "\"Records\"", "\"records\""), "\"kinesis\"", "\"k\"");
+    same_answer(firehose);
+  }
+  same_answer(replace_all(firehose_event(three_chunks()), "\"recordId\"", "\"recordID\""));
+  same_answer(replace_all(firehose_event(three_chunks()), R"("recordId":"r0")",
+                          R"("recordId":"r0","kinesisRecordMetadata":{"shardId":"s","n":[1]})"));
+}
+
+TEST_CASE("fast path: every prefix of an event") {
+  const std::string event = kinesis_event({chunk_record(0, 2, "ab"), chunk_record(1, 2, "c")});
+  for (std::size_t n = 0; n <= event.size(); ++n) same_answer(event.substr(0, n));
+  const std::string chunk = chunk_record(0, 1, "abcdef");
+  for (std::size_t n = 0; n <= chunk.size(); ++n) same_answer(chunk.substr(0, n));
+}
+
+TEST_CASE("fast path: random mutations of events and chunks") {
+  std::mt19937_64 random(20261201);
+  const std::string alphabet = "{}[]:,\"\\ \n0123456789.eE+-=/AQgw_azZtrufnl\x01\x7f\x80\xc3";
+  const std::vector<std::string> seeds = {
+      kinesis_event({chunk_record(0, 2, "ab"), chunk_record(1, 2, "cd")}),
+      firehose_event({chunk_record(0, 1, "xyz")}),
+      chunk_record(0, 1, "abcdef"),
+  };
+  for (int i = 0; i < 3000; ++i) {
+    std::string document = seeds[random() % seeds.size()];
+    const int edits = 1 + static_cast<int>(random() % 3);
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t at = random() % (document.size() + 1);
+      const char c = alphabet[random() % alphabet.size()];
+      switch (random() % 3) {
+        case 0:
+          if (at < document.size()) document[at] = c;
+          break;
+        case 1: document.insert(document.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+        case 2:
+          if (at < document.size()) document.erase(at, 1);
+          break;
+      }
+    }
+    same_answer(document);
+  }
+}
+
+TEST_CASE("fast path: parse_plain agrees with parse on every record it takes") {
+  std::mt19937_64 random(7);
+  const std::string good = chunk_record(3, 10, "some bytes");
+  const std::string alphabet = "{}[]:,\"\\ 0123456789eE.-AQgw=";
+  ChunkParser strict;
+  std::string part;
+  int taken = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string record = good;
+    const std::size_t at = random() % record.size();
+    record[at] = alphabet[random() % alphabet.size()];
+    Chunk fast_chunk;
+    std::size_t size = 0;
+    if (!ChunkParser::parse_plain(record, 1 << 20, fast_chunk, part, size)) continue;
+    ++taken;
+    Chunk chunk;
+    REQUIRE(strict.parse(record, chunk) == ErrorCode::ok);
+    CHECK(chunk.put_endpoint == fast_chunk.put_endpoint);
+    CHECK(chunk.partition == fast_chunk.partition);
+    CHECK(chunk.partition_count == fast_chunk.partition_count);
+    CHECK(chunk.content == fast_chunk.content);
+    std::string bytes(base64::max_decoded_size(chunk.content.size()), '\0');
+    const base64::DecodeResult decoded = base64::decode(chunk.content, bytes.data());
+    REQUIRE(decoded.error == ErrorCode::ok);
+    CHECK(std::string_view(bytes.data(), decoded.written) == std::string_view(part.data(), size));
+  }
+  CHECK(taken > 100);  // the mutations that keep a record plain (digits, letters of the content)
+}
+
+TEST_CASE("fast path: taken for plain documents, refused for the rest") {
+  std::vector<source::EnvelopeRecord> records;
+  source::DecodedRecords decoded;
+  const std::vector<std::string> chunks = three_chunks();
+  REQUIRE(source::read_plain_event(kinesis_event(chunks), records, decoded) ==
+          source::PlainEvent::kinesis);
+  REQUIRE(records.size() == 4);
+  REQUIRE(decoded.spans.size() == 4);
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    CHECK(records[i].id ==
+          "4959000000000000000000000000000000000000000000000000000" + std::to_string(i));
+    CHECK(records[i].data == b64(chunks[i]));
+    CHECK(decoded.of(i) == chunks[i]);
+  }
+  REQUIRE(source::read_plain_event(firehose_event(chunks), records, decoded) ==
+          source::PlainEvent::firehose);
+  CHECK(records.size() == 4);
+  CHECK(records[3].id == "r3");
+  CHECK(decoded.of(3) == chunks[3]);
+  CHECK(source::read_plain_event(chunks[0], records, decoded) == source::PlainEvent::other);
+  const std::string data = b64(chunks[0]);
+  const std::string escaped =
+      replace_all(kinesis_event(chunks), data, data.substr(0, 8) + "\\/" + data.substr(8));
+  CHECK(source::read_plain_event(escaped, records, decoded) == source::PlainEvent::not_plain);
+  CHECK(source::read_plain_event(kinesis_event(chunks) + "x", records, decoded) ==
+        source::PlainEvent::not_plain);
+
+  Chunk chunk;
+  std::string part;
+  std::size_t size = 0;
+  REQUIRE(ChunkParser::parse_plain(chunk_record(7, 9, "bytes!"), 100, chunk, part, size));
+  CHECK(chunk.put_endpoint == endpoint);
+  CHECK(chunk.partition == 7);
+  CHECK(chunk.partition_count == 9);
+  CHECK(chunk.content == b64("bytes!"));
+  CHECK(std::string_view(part.data(), size) == "bytes!");
+  CHECK_FALSE(ChunkParser::parse_plain(chunk_record(7, 9, "bytes!"), 5, chunk, part, size));
+  CHECK_FALSE(ChunkParser::parse_plain(replace_all(chunk_record(0, 1, "x"), "/f", "\\/f"), 100,
+                                       chunk, part, size));
+  CHECK_FALSE(ChunkParser::parse_plain(chunk_record(1, 1, "x"), 100, chunk, part, size));
+}

@@ -1,0 +1,44 @@
+// Counts the heap allocations of a whole program: include this header in
+// exactly one source file of an executable (it replaces the global operator
+// new and delete), then read filebuilder::test::allocations() before and after
+// the code under watch. For tests and benchmarks that prove "no allocation per
+// record"; never in the library.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+namespace filebuilder::test {
+
+inline std::atomic<std::uint64_t> allocation_count{0};
+
+/// Allocations made through operator new so far, in every thread.
+[[nodiscard]] inline std::uint64_t allocations() noexcept {
+  return allocation_count.load(std::memory_order_relaxed);
+}
+
+}  // namespace filebuilder::test
+
+// Not inlined: g++ would otherwise pair the malloc and free inside with new and delete.
+[[gnu::noinline]] void* operator new(std::size_t size) {
+  filebuilder::test::allocation_count.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void* operator new[](std::size_t size) {
+  return operator new(size);
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+  std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
