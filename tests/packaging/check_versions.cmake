@@ -2,7 +2,7 @@
 # CMakeLists.txt is the single source of the version; every other place that
 # states it must agree. Reads the files at test time (not at configure time),
 # so an edit is caught without reconfiguring.
-#   cmake -DSOURCE_DIR=<root> -P check_versions.cmake
+#   cmake -DSOURCE_DIR=<root> -DPYTHON3=/usr/bin/python3 -P check_versions.cmake
 set(failures "")
 macro(expect what actual expected)
   if(NOT "${actual}" STREQUAL "${expected}")
@@ -32,6 +32,14 @@ expect("version.hpp FILEBUILDER_VERSION_MAJOR" "${header_MAJOR}" "${major}")
 expect("version.hpp FILEBUILDER_VERSION_MINOR" "${header_MINOR}" "${minor}")
 expect("version.hpp FILEBUILDER_VERSION_PATCH" "${header_PATCH}" "${patch}")
 expect("version.hpp FILEBUILDER_VERSION_STRING" "${header_STRING}" "\"${version}\"")
+
+# conanfile.py reads the version from CMakeLists.txt: run its logic.
+execute_process(COMMAND ${PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/check_conan_recipe.py
+                        ${SOURCE_DIR} ${version}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+if(NOT rc EQUAL 0)
+  string(APPEND failures "\n  ${out}")
+endif()
 
 if(failures)
   message(FATAL_ERROR "versions disagree with project(filebuilder VERSION ${version}):${failures}")
