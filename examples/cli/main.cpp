@@ -32,10 +32,7 @@
 #include "filebuilder/store/select.hpp"
 #include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
-
-#ifndef FILEBUILDER_VERSION_STRING
-#define FILEBUILDER_VERSION_STRING "0.0.0"
-#endif
+#include "filebuilder/version.hpp"
 
 namespace {
 

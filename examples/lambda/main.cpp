@@ -41,11 +41,8 @@
 #include "filebuilder/store/select.hpp"
 #include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
+#include "filebuilder/version.hpp"
 #include "runtime_api.hpp"
-
-#ifndef FILEBUILDER_VERSION_STRING
-#define FILEBUILDER_VERSION_STRING "0.0.0"
-#endif
 
 namespace {
 

@@ -16,3 +16,4 @@
 #include "filebuilder/source/ndjson.hpp"
 #include "filebuilder/store/memory.hpp"
 #include "filebuilder/upload/policy.hpp"
+#include "filebuilder/version.hpp"

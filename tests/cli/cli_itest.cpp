@@ -25,6 +25,7 @@
 #include "filebuilder/base64.hpp"
 #include "filebuilder/digest.hpp"
 #include "filebuilder/split.hpp"
+#include "filebuilder/version.hpp"
 #include "support/bytes.hpp"
 #include "support/nginx.hpp"
 #include "support/run.hpp"
@@ -820,7 +821,7 @@ TEST_CASE("cli: usage errors exit 2 with one line on stderr, --help and --versio
   SUBCASE("--version") {
     const RunResult r = run({cli, "--version"});
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "filebuilder 0.1.0\n");
+    CHECK(r.out == std::string("filebuilder ") + FILEBUILDER_VERSION_STRING + "\n");
     CHECK(r.err == "");
   }
   SUBCASE("invalid --allow-host") {
