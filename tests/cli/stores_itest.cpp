@@ -125,6 +125,7 @@ TEST_CASE("cli stores: replay processes killed -9 at random moments lose nothing
   std::vector<std::set<std::string>> acked;  // per run: files logged as uploaded
   std::vector<std::set<std::string>> put;    // per run: files nginx stored
   std::size_t seen_requests = 0;
+  std::size_t acknowledged_so_far = 0;
   int kills = 0;
   // Kill runs until 20 were killed in flight (a run may finish first), then one last run.
   for (int run_index = 0;; ++run_index) {
@@ -134,7 +135,10 @@ TEST_CASE("cli stores: replay processes killed -9 at random moments lose nothing
     {
       filebuilder::test::ChildProcess child(argv, output);
       if (!last) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(2 + random() % 30));
+        // 2..32 ms in, once some run has acknowledged a file; until then a
+        // little later each run, so that a slow (loaded) machine gets there too.
+        const int late = acknowledged_so_far == 0 ? std::min(run_index * 25, 3000) : 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2 + random() % 30 + late));
         if (!child.poll()) {
           ::kill(child.pid(), SIGKILL);
           ++kills;
@@ -163,6 +167,7 @@ TEST_CASE("cli stores: replay processes killed -9 at random moments lose nothing
       if (requests[i].method == "PUT" && requests[i].status / 100 == 2)
         put_now.insert(requests[i].uri.substr(0, requests[i].uri.find('?')));
     seen_requests = requests.size();
+    acknowledged_so_far += acked_now.size();
     acked.push_back(std::move(acked_now));
     put.push_back(std::move(put_now));
     if (last) break;
