@@ -3,11 +3,13 @@
 Reads one JSON request per line on standard input:
   {"method", "url", "headers": [[name, value], ...], "body", "region", "service",
    "access_key", "secret_key", "token", "time": unix seconds,
-   "s3": bool, "unsigned_payload": bool}
+   "s3": bool, "unsigned_payload": bool, "expires": seconds (presign; optional)}
 and writes one JSON line per request:
-  {"canonical_request", "string_to_sign", "headers": {name: value, ...}}
-with the headers of the request after botocore signed it (SigV4Auth, or
-S3SigV4Auth when "s3"). Run with /usr/bin/python3 and Debian's python3-botocore.
+  {"canonical_request", "string_to_sign", "headers": {name: value, ...}, "url"}
+with the headers and URL of the request after botocore signed it (SigV4Auth,
+or S3SigV4Auth when "s3"; SigV4QueryAuth or S3SigV4QueryAuth, a presigned
+URL, when "expires" is given). Run with /usr/bin/python3 and Debian's
+python3-botocore.
 """
 
 import datetime
@@ -54,8 +56,12 @@ def fixed_clock(moment):
 def sign(case, capture):
     credentials = botocore.credentials.Credentials(
         case["access_key"], case["secret_key"], case.get("token") or None)
-    kind = botocore.auth.S3SigV4Auth if case.get("s3") else botocore.auth.SigV4Auth
-    auth = kind(credentials, case["service"], case["region"])
+    if "expires" in case:
+        kind = botocore.auth.S3SigV4QueryAuth if case.get("s3") else botocore.auth.SigV4QueryAuth
+        auth = kind(credentials, case["service"], case["region"], expires=case["expires"])
+    else:
+        kind = botocore.auth.S3SigV4Auth if case.get("s3") else botocore.auth.SigV4Auth
+        auth = kind(credentials, case["service"], case["region"])
     request = AWSRequest(method=case["method"], url=case["url"], data=case.get("body", ""))
     for name, value in case.get("headers", []):
         request.headers[name] = value
@@ -70,6 +76,7 @@ def sign(case, capture):
         "canonical_request": capture.records.get("CanonicalRequest", ""),
         "string_to_sign": capture.records.get("StringToSign", ""),
         "headers": {name: value for name, value in request.headers.items()},
+        "url": request.url,
     }
 
 

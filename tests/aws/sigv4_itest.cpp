@@ -35,6 +35,7 @@ struct Case {
   std::string token{};
   bool s3 = false;
   bool unsigned_payload = false;
+  int expires = 0;  // not 0: a presigned URL valid this many seconds
 };
 
 constexpr std::int64_t signing_time = 1700000000;  // 2023-11-14T22:13:20Z
@@ -66,6 +67,7 @@ std::string json_line(const Case& c) {
   out += ",\"time\":" + std::to_string(signing_time);
   out += std::string(",\"s3\":") + (c.s3 ? "true" : "false");
   out += std::string(",\"unsigned_payload\":") + (c.unsigned_payload ? "true" : "false");
+  if (c.expires != 0) out += ",\"expires\":" + std::to_string(c.expires);
   out += "}\n";
   return out;
 }
@@ -130,12 +132,33 @@ std::vector<Case> cases() {
                  .service = "s3",
                  .token = "session",
                  .s3 = true});
+  all.push_back({.name = "S3 presigned PUT",
+                 .method = "PUT",
+                 .url = "https://bucket.s3.amazonaws.com/uploads/a%20b.jpg",
+                 .service = "s3",
+                 .s3 = true,
+                 .expires = 900});
+  all.push_back(
+      {.name = "S3 presigned GET with a query and a session token",
+       .method = "GET",
+       .url = "https://bucket.s3.eu-west-1.amazonaws.com/k?versionId=3%2F4&x-id=GetObject",
+       .region = "eu-west-1",
+       .service = "s3",
+       .token = "FwoGZXIvYXdzEXAMPLE/token+==",
+       .s3 = true,
+       .expires = 604800});
+  all.push_back({.name = "presigned GET for another service",
+                 .method = "GET",
+                 .url = "https://sts.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15",
+                 .headers = {{"X-Custom", "v"}},
+                 .service = "sts",
+                 .expires = 60});
   return all;
 }
 
 }  // namespace
 
-TEST_CASE("sigv4: our signatures equal botocore's for Kinesis, GET and S3 requests") {
+TEST_CASE("sigv4: our signatures equal botocore's for Kinesis, GET, S3 and presigned requests") {
   const std::filesystem::path script =
       std::filesystem::path(__FILE__).parent_path() / "botocore_sign.py";
   const std::vector<Case> all = cases();
@@ -159,9 +182,10 @@ TEST_CASE("sigv4: our signatures equal botocore's for Kinesis, GET and S3 reques
     CAPTURE(c.name);
     simdjson::dom::element reply;
     REQUIRE(parser.parse(lines[i]).get(reply) == simdjson::SUCCESS);
-    std::string_view expected_creq, expected_sts;
+    std::string_view expected_creq, expected_sts, expected_url;
     REQUIRE(reply["canonical_request"].get_string().get(expected_creq) == simdjson::SUCCESS);
     REQUIRE(reply["string_to_sign"].get_string().get(expected_sts) == simdjson::SUCCESS);
+    REQUIRE(reply["url"].get_string().get(expected_url) == simdjson::SUCCESS);
     std::map<std::string, std::string> expected_headers;
     simdjson::dom::object headers;
     REQUIRE(reply["headers"].get_object().get(headers) == simdjson::SUCCESS);
@@ -180,7 +204,15 @@ TEST_CASE("sigv4: our signatures equal botocore's for Kinesis, GET and S3 reques
     if (c.s3) options = aws::SigningOptions::s3(c.unsigned_payload);
     const aws::Signer signer(c.region, c.service, options);
     aws::Signature signature;
-    REQUIRE(signer.sign(request, credentials, time).get(signature) == ErrorCode::ok);
+    if (c.expires != 0) {
+      REQUIRE(signer.presign(request, credentials, time, std::chrono::seconds(c.expires))
+                  .get(signature) == ErrorCode::ok);
+      CHECK(c.url.substr(0, c.url.find('?')) + "?" + signature.query == expected_url);
+      CHECK(signature.headers.empty());
+    } else {
+      REQUIRE(signer.sign(request, credentials, time).get(signature) == ErrorCode::ok);
+      CHECK(expected_url == c.url);
+    }
 
     CHECK(signature.canonical_request == expected_creq);
     CHECK(signature.string_to_sign == expected_sts);
@@ -189,8 +221,10 @@ TEST_CASE("sigv4: our signatures equal botocore's for Kinesis, GET and S3 reques
     for (const aws::Header& header : c.headers) ours[lower(header.name)] = header.value;
     for (const aws::Header& header : signature.headers) ours[lower(header.name)] = header.value;
     CHECK(ours == expected_headers);
-    CHECK(expected_headers.count("authorization") == 1);
-    CHECK(expected_headers.count("x-amz-security-token") == (c.token.empty() ? 0u : 1u));
-    CHECK(expected_headers.count("x-amz-content-sha256") == (c.s3 ? 1u : 0u));
+    if (c.expires == 0) {
+      CHECK(expected_headers.count("authorization") == 1);
+      CHECK(expected_headers.count("x-amz-security-token") == (c.token.empty() ? 0u : 1u));
+      CHECK(expected_headers.count("x-amz-content-sha256") == (c.s3 ? 1u : 0u));
+    }
   }
 }

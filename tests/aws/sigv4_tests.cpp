@@ -305,3 +305,30 @@ TEST_CASE("sigv4: amz_date and uri_encode_append") {
   aws::uri_encode_append(out, "a/b", false);
   CHECK(out == "a%2Fb");
 }
+
+TEST_CASE("sigv4: presign adds the X-Amz parameters and the signature to the query") {
+  aws::SigningRequest request;
+  REQUIRE(aws::SigningRequest::for_url("PUT", "https://bucket.s3.amazonaws.com/a.jpg?x=1",
+                                       request) == ErrorCode::ok);
+  aws::Credentials credentials = suite_credentials();
+  credentials.session_token = "t/1";
+  const aws::Signer signer("us-east-1", "s3", aws::SigningOptions::s3());
+  aws::Signature signature;
+  REQUIRE(
+      signer.presign(request, credentials, suite_time, std::chrono::seconds(900)).get(signature) ==
+      ErrorCode::ok);
+  CHECK(signature.headers.empty());
+  CHECK(signature.query ==
+        "x=1&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIDEXAMPLE%2F20150830%2Fus-east-1%2Fs3%2Faws4_request"
+        "&X-Amz-Date=20150830T123600Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host"
+        "&X-Amz-Security-Token=t%2F1&X-Amz-Signature=" +
+            signature.signature);
+  CHECK(signature.canonical_request.ends_with("\nhost\nUNSIGNED-PAYLOAD"));
+  CHECK(signature.canonical_request.find("X-Amz-Signature") == std::string::npos);
+  for (long seconds : {0L, -1L, 604801L})
+    CHECK(signer.presign(request, credentials, suite_time, std::chrono::seconds(seconds))
+              .get(signature) == ErrorCode::signing_failed);
+  CHECK(signer.presign(request, credentials, suite_time, std::chrono::seconds(604800))
+            .get(signature) == ErrorCode::ok);
+}

@@ -20,6 +20,7 @@
 // x-amz-content-sha256 when asked (S3). sign() returns the headers to add:
 // X-Amz-Date, X-Amz-Security-Token, x-amz-content-sha256 and Authorization.
 // Host is not among them: libcurl sends the same value from the URL.
+// presign() signs in the query instead (presigned URLs, as S3 hands out).
 //
 // The path and query are as they appear in the URL. For every service but S3
 // the path is normalised (dot segments and repeated slashes removed) and
@@ -102,7 +103,8 @@ struct Signature {
   std::string canonical_request;
   std::string string_to_sign;
   std::string signature;      // lowercase hex
-  std::string authorization;  // the Authorization header's value (also in `headers`)
+  std::string authorization;  // sign(): the Authorization header's value (also in `headers`)
+  std::string query;          // presign(): the query string to send, signature included
 };
 
 /// Signs requests for one region and service. Thread-safe; keeps the derived
@@ -117,11 +119,30 @@ class Signer {
                                        const Credentials& credentials,
                                        std::chrono::system_clock::time_point now) const;
 
+  /// A presigned request (query authentication, as S3 presigned URLs): the
+  /// result's `query` is the request's query with the X-Amz-* parameters and
+  /// X-Amz-Signature, to send as the URL's query; `headers` is empty (the
+  /// given headers must be sent as they were signed). The payload is signed as
+  /// UNSIGNED-PAYLOAD for S3. `expires` from 1 s to 7 days, else signing_failed.
+  [[nodiscard]] Result<Signature> presign(const SigningRequest& request,
+                                          const Credentials& credentials,
+                                          std::chrono::system_clock::time_point now,
+                                          std::chrono::seconds expires) const;
+
   [[nodiscard]] const std::string& region() const noexcept { return region_; }
   [[nodiscard]] const std::string& service() const noexcept { return service_; }
 
  private:
   using Key = std::array<unsigned char, 32>;
+  /// Canonical request, string to sign and signature into `result`. `added`
+  /// are signed headers that replace any of the caller's of the same name;
+  /// `query` is the query to sign, or a null view for the request's own.
+  [[nodiscard]] ErrorCode sign_common(const SigningRequest& request, const Credentials& credentials,
+                                      const std::string& date_time, std::string_view query,
+                                      std::string payload_hash,
+                                      std::vector<std::pair<std::string, std::string>> added,
+                                      Signature& result, std::string& signed_headers) const;
+  [[nodiscard]] std::string scope(std::string_view date) const;
   [[nodiscard]] bool signing_key(const std::string& secret, std::string_view date, Key& out) const;
 
   std::string region_;
@@ -355,17 +376,12 @@ inline bool Signer::signing_key(const std::string& secret, std::string_view date
   return true;
 }
 
-inline Result<Signature> Signer::sign(const SigningRequest& request, const Credentials& credentials,
-                                      std::chrono::system_clock::time_point now) const {
-  Signature result;
-  const std::string date_time = amz_date(now);
+inline ErrorCode Signer::sign_common(const SigningRequest& request, const Credentials& credentials,
+                                     const std::string& date_time, std::string_view query,
+                                     std::string payload_hash,
+                                     std::vector<std::pair<std::string, std::string>> added,
+                                     Signature& result, std::string& signed_headers) const {
   const std::string_view date = std::string_view(date_time).substr(0, 8);
-  const bool token = !credentials.session_token.empty();
-  std::string payload_hash = request.payload_hash;
-  if (payload_hash.empty())
-    payload_hash = options_.unsigned_payload ? "UNSIGNED-PAYLOAD" : sha256_hex(request.payload);
-  if (payload_hash.empty()) return ErrorCode::signing_failed;
-
   // Canonical headers: lower-case names, sorted (stable: values keep their order).
   std::vector<std::pair<std::string, std::string>> headers;
   bool has_host = false;
@@ -373,30 +389,21 @@ inline Result<Signature> Signer::sign(const SigningRequest& request, const Crede
     for (const std::string* text : {&header.name, &header.value})
       if (text->find_first_of("\r\n") != std::string::npos) return ErrorCode::signing_failed;
     std::string name = detail::lower(filebuilder::detail::trim_spaces(header.name));
-    if (name == "authorization" || name == "x-amz-date" || name == "user-agent" ||
-        name == "expect" || name == "x-amzn-trace-id" ||
-        (token && name == "x-amz-security-token") ||
-        (options_.content_sha256_header && name == "x-amz-content-sha256"))
+    const bool replaced = std::any_of(added.begin(), added.end(),
+                                      [&](const auto& header) { return header.first == name; });
+    if (replaced || name == "authorization" || name == "user-agent" || name == "expect" ||
+        name == "x-amzn-trace-id")
       continue;
     has_host = has_host || name == "host";
     headers.emplace_back(std::move(name), detail::trim_all(header.value));
   }
   if (!has_host) headers.emplace_back("host", detail::trim_all(request.host));
-  headers.emplace_back("x-amz-date", date_time);
-  result.headers.push_back({"X-Amz-Date", date_time});
-  if (token) {
-    headers.emplace_back("x-amz-security-token", credentials.session_token);
-    result.headers.push_back({"X-Amz-Security-Token", credentials.session_token});
-  }
-  if (options_.content_sha256_header) {
-    headers.emplace_back("x-amz-content-sha256", payload_hash);
-    result.headers.push_back({"x-amz-content-sha256", payload_hash});
-  }
+  for (auto& header : added) headers.push_back(std::move(header));
   std::stable_sort(headers.begin(), headers.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
 
   std::string canonical_headers;
-  std::string signed_headers;
+  signed_headers.clear();
   for (std::size_t i = 0; i < headers.size(); ++i) {
     if (i > 0 && headers[i].first == headers[i - 1].first) {
       canonical_headers.back() = ',';  // another value of the same header
@@ -409,13 +416,14 @@ inline Result<Signature> Signer::sign(const SigningRequest& request, const Crede
     canonical_headers += headers[i].second;
     canonical_headers.push_back('\n');
   }
+  if (query.data() == nullptr) query = request.query;  // sign(): the request's own query
 
   std::string& creq = result.canonical_request;
   creq = request.method;
   creq.push_back('\n');
   creq += detail::canonical_uri(request.path, options_.s3_path);
   creq.push_back('\n');
-  creq += detail::canonical_query(request.query);
+  creq += detail::canonical_query(query);
   creq.push_back('\n');
   creq += canonical_headers;
   creq.push_back('\n');
@@ -423,19 +431,85 @@ inline Result<Signature> Signer::sign(const SigningRequest& request, const Crede
   creq.push_back('\n');
   creq += payload_hash;
 
-  const std::string scope = std::string(date) + "/" + region_ + "/" + service_ + "/aws4_request";
   const std::string creq_hash = sha256_hex(creq);
   if (creq_hash.empty()) return ErrorCode::signing_failed;
-  result.string_to_sign = "AWS4-HMAC-SHA256\n" + date_time + "\n" + scope + "\n" + creq_hash;
-
+  result.string_to_sign = "AWS4-HMAC-SHA256\n" + date_time + "\n" + scope(date) + "\n" + creq_hash;
   Key key, signature;
   if (!signing_key(credentials.secret_access_key, date, key) ||
       !detail::hmac_sha256(detail::as_view(key), result.string_to_sign, signature))
     return ErrorCode::signing_failed;
   result.signature = filebuilder::detail::to_hex(signature.data(), signature.size());
-  result.authorization = "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + "/" + scope +
+  return ErrorCode::ok;
+}
+
+inline std::string Signer::scope(std::string_view date) const {
+  return std::string(date) + "/" + region_ + "/" + service_ + "/aws4_request";
+}
+
+inline Result<Signature> Signer::sign(const SigningRequest& request, const Credentials& credentials,
+                                      std::chrono::system_clock::time_point now) const {
+  Signature result;
+  const std::string date_time = amz_date(now);
+  std::string payload_hash = request.payload_hash;
+  if (payload_hash.empty())
+    payload_hash = options_.unsigned_payload ? "UNSIGNED-PAYLOAD" : sha256_hex(request.payload);
+  if (payload_hash.empty()) return ErrorCode::signing_failed;
+  std::vector<std::pair<std::string, std::string>> added = {{"x-amz-date", date_time}};
+  result.headers.push_back({"X-Amz-Date", date_time});
+  if (!credentials.session_token.empty()) {
+    added.emplace_back("x-amz-security-token", credentials.session_token);
+    result.headers.push_back({"X-Amz-Security-Token", credentials.session_token});
+  }
+  if (options_.content_sha256_header) {
+    added.emplace_back("x-amz-content-sha256", payload_hash);
+    result.headers.push_back({"x-amz-content-sha256", payload_hash});
+  }
+  std::string signed_headers;
+  FILEBUILDER_TRY(sign_common(request, credentials, date_time, {}, std::move(payload_hash),
+                              std::move(added), result, signed_headers));
+  result.authorization = "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + "/" +
+                         scope(std::string_view(date_time).substr(0, 8)) +
                          ", SignedHeaders=" + signed_headers + ", Signature=" + result.signature;
   result.headers.push_back({"Authorization", result.authorization});
+  return result;
+}
+
+inline Result<Signature> Signer::presign(const SigningRequest& request,
+                                         const Credentials& credentials,
+                                         std::chrono::system_clock::time_point now,
+                                         std::chrono::seconds expires) const {
+  if (expires.count() < 1 || expires.count() > 604'800) return ErrorCode::signing_failed;
+  Signature result;
+  const std::string date_time = amz_date(now);
+  std::string payload_hash = request.payload_hash;
+  if (payload_hash.empty())
+    payload_hash = options_.s3_path || options_.unsigned_payload ? "UNSIGNED-PAYLOAD"
+                                                                 : sha256_hex(request.payload);
+  if (payload_hash.empty()) return ErrorCode::signing_failed;
+  // The signed headers are known before signing: they are a parameter.
+  Signature probe;
+  std::string signed_headers;
+  FILEBUILDER_TRY(
+      sign_common(request, credentials, date_time, "", payload_hash, {}, probe, signed_headers));
+  std::string& query = result.query;
+  query = request.query;
+  const auto parameter = [&query](std::string_view name, std::string_view value) {
+    if (!query.empty()) query.push_back('&');
+    query += name;
+    query.push_back('=');
+    uri_encode_append(query, value, false);
+  };
+  parameter("X-Amz-Algorithm", "AWS4-HMAC-SHA256");
+  parameter("X-Amz-Credential",
+            credentials.access_key_id + "/" + scope(std::string_view(date_time).substr(0, 8)));
+  parameter("X-Amz-Date", date_time);
+  parameter("X-Amz-Expires", std::to_string(expires.count()));
+  parameter("X-Amz-SignedHeaders", signed_headers);
+  if (!credentials.session_token.empty())
+    parameter("X-Amz-Security-Token", credentials.session_token);
+  FILEBUILDER_TRY(sign_common(request, credentials, date_time, query, std::move(payload_hash), {},
+                              result, signed_headers));
+  parameter("X-Amz-Signature", result.signature);
   return result;
 }
 
