@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "aws/fake_env.hpp"
 #include "filebuilder/aws/credentials.hpp"
 #include "support/net.hpp"
 #include "support/temp_dir.hpp"
@@ -22,6 +23,8 @@
 namespace aws = filebuilder::aws;
 using filebuilder::ErrorCode;
 using namespace std::chrono_literals;
+
+using filebuilder::test::FakeEnv;
 
 namespace {
 
@@ -147,18 +150,6 @@ class FakeAws {
   std::thread thread_;
   mutable std::mutex mutex_;
   std::vector<Seen> seen_;
-};
-
-struct FakeEnv {
-  std::map<std::string, std::string> vars;
-  [[nodiscard]] aws::CredentialsOptions options() const {
-    aws::CredentialsOptions options;
-    options.getenv = [this](const char* name) -> const char* {
-      const auto it = vars.find(name);
-      return it == vars.end() ? nullptr : it->second.c_str();
-    };
-    return options;
-  }
 };
 
 aws::Credentials resolve_ok(const aws::CredentialsOptions& options) {

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "aws/fake_env.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aws = filebuilder::aws;
@@ -24,22 +25,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A stand-in environment: only what a test sets exists.
-struct FakeEnv {
-  std::map<std::string, std::string> vars;
-  [[nodiscard]] aws::detail::Getenv getenv() const {
-    return [this](const char* name) -> const char* {
-      const auto it = vars.find(name);
-      return it == vars.end() ? nullptr : it->second.c_str();
-    };
-  }
-  /// Options that never reach a real metadata service.
-  [[nodiscard]] aws::CredentialsOptions options() const {
-    aws::CredentialsOptions options;
-    options.getenv = getenv();
-    return options;
-  }
-};
+using filebuilder::test::FakeEnv;
 
 void write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);

@@ -72,12 +72,6 @@ std::string json_line(const Case& c) {
   return out;
 }
 
-std::string lower(std::string text) {
-  for (char& ch : text)
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  return text;
-}
-
 const std::string kinesis_json = "application/x-amz-json-1.1";
 
 std::vector<Case> cases() {
@@ -192,7 +186,7 @@ TEST_CASE("sigv4: our signatures equal botocore's for Kinesis, GET, S3 and presi
     for (auto field : headers) {
       std::string_view value;
       REQUIRE(field.value.get_string().get(value) == simdjson::SUCCESS);
-      expected_headers[lower(std::string(field.key))] = std::string(value);
+      expected_headers[aws::detail::lower(std::string(field.key))] = std::string(value);
     }
 
     aws::SigningRequest request;
@@ -218,8 +212,10 @@ TEST_CASE("sigv4: our signatures equal botocore's for Kinesis, GET, S3 and presi
     CHECK(signature.string_to_sign == expected_sts);
     // botocore's request holds the caller's headers plus the ones it added.
     std::map<std::string, std::string> ours;
-    for (const aws::Header& header : c.headers) ours[lower(header.name)] = header.value;
-    for (const aws::Header& header : signature.headers) ours[lower(header.name)] = header.value;
+    for (const aws::Header& header : c.headers)
+      ours[aws::detail::lower(header.name)] = header.value;
+    for (const aws::Header& header : signature.headers)
+      ours[aws::detail::lower(header.name)] = header.value;
     CHECK(ours == expected_headers);
     if (c.expires == 0) {
       CHECK(expected_headers.count("authorization") == 1);

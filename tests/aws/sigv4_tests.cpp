@@ -36,12 +36,6 @@ std::string read(const std::filesystem::path& path) {
   return *bytes;
 }
 
-std::string trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return std::string(text);
-}
-
 /// A .req file: "METHOD PATH[?QUERY] HTTP/1.1", header lines "Name:value" (a
 /// line starting with whitespace is one more value of the header before it),
 /// then an empty line and the body. X-Amz-Date is left out (sign() adds it);
@@ -74,7 +68,7 @@ ParsedRequest parse_req(const std::string& text) {
     const std::string& line = lines[i];
     if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) {
       REQUIRE(!headers.empty());
-      headers.push_back({headers.back().name, trim(line)});
+      headers.push_back({headers.back().name, std::string(filebuilder::detail::trim_spaces(line))});
       continue;
     }
     const std::size_t colon = line.find(':');
@@ -82,8 +76,7 @@ ParsedRequest parse_req(const std::string& text) {
     headers.push_back({line.substr(0, colon), line.substr(colon + 1)});
   }
   for (aws::Header& header : headers) {
-    std::string lower = header.name;
-    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    const std::string lower = aws::detail::lower(header.name);
     if (lower == "x-amz-date") continue;
     if (lower == "x-amz-security-token") {
       parsed.session_token = header.value;

@@ -39,6 +39,7 @@
 #include <curl/curl.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -145,6 +146,22 @@ namespace detail {
 [[nodiscard]] inline std::string env(const Getenv& getenv, const char* name) {
   const char* value = getenv(name);
   return value == nullptr ? std::string() : std::string(value);
+}
+
+/// The first `limit` bytes of a file, or nullopt if it cannot be read.
+[[nodiscard]] inline std::optional<std::string> read_small_file(const std::string& path,
+                                                                std::size_t limit) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return std::nullopt;
+  std::string text;
+  char buffer[4096];
+  std::size_t n = 0;
+  while (text.size() < limit && (n = std::fread(buffer, 1, sizeof buffer, file)) > 0)
+    text.append(buffer, std::min(n, limit - text.size()));
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) return std::nullopt;
+  return text;
 }
 
 struct HttpReply {
@@ -307,17 +324,9 @@ inline SourceResult from_shared_file(const Getenv& getenv) {
   }
   const std::string profile_env = env(getenv, "AWS_PROFILE");
   const std::string profile = profile_env.empty() ? "default" : profile_env;
-  std::string text;
-  {
-    std::FILE* file = std::fopen(path.c_str(), "rb");
-    if (file == nullptr) return absent(path + " cannot be read");
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0 && text.size() < (1u << 20))
-      text.append(buffer, n);
-    std::fclose(file);
-  }
-  SourceResult result = parse_credentials_file(text, profile);
+  const std::optional<std::string> text = read_small_file(path, 1 << 20);
+  if (!text) return absent(path + " cannot be read");
+  SourceResult result = parse_credentials_file(*text, profile);
   result.credentials.source = "shared credentials file " + path + " (profile " + profile + ")";
   // An AWS_PROFILE that names nothing is a mistake to report, not to step over.
   if (result.kind == SourceResult::absent && !profile_env.empty())
@@ -365,16 +374,11 @@ inline SourceResult from_container(const Getenv& getenv, const CredentialsOption
   const std::string token_file = env(getenv, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
   std::string token = env(getenv, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
   if (!token_file.empty()) {
-    std::FILE* file = std::fopen(token_file.c_str(), "rb");
-    if (file == nullptr)
+    const std::optional<std::string> text = read_small_file(token_file, 16 * 1024);
+    if (!text)
       return failed(ErrorCode::credentials_unavailable,
                     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + token_file + " cannot be read");
-    token.clear();
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0 && token.size() < 16384)
-      token.append(buffer, n);
-    std::fclose(file);
+    token = *text;
     const std::size_t first = token.find_first_not_of(" \t\r\n");
     const std::size_t last = token.find_last_not_of(" \t\r\n");
     token = first == std::string::npos ? std::string() : token.substr(first, last - first + 1);
