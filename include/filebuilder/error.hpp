@@ -49,6 +49,10 @@ enum class ErrorCode : std::uint8_t {
   invalid_config,  // a setting (flag or environment variable) is not valid
   // Adapters.
   deadline,  // not processed: the invocation's deadline was near (transient: retried)
+  // AWS.
+  missing_credentials,      // no credentials source has credentials (or only partial ones)
+  credentials_unavailable,  // a configured credentials source failed (unreachable, bad reply)
+  signing_failed,           // a request cannot be signed (a header with a line break)
 };
 
 /// The stable snake_case name of a code, as written in logs and replies.
@@ -82,6 +86,9 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::kpl_bad_index: return "kpl_bad_index";
     case ErrorCode::invalid_config: return "invalid_config";
     case ErrorCode::deadline: return "deadline";
+    case ErrorCode::missing_credentials: return "missing_credentials";
+    case ErrorCode::credentials_unavailable: return "credentials_unavailable";
+    case ErrorCode::signing_failed: return "signing_failed";
   }
   return "unknown";
 }
@@ -119,6 +126,9 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::invalid_config: return "a setting is not valid";
     case ErrorCode::deadline:
       return "not processed before the invocation's deadline; it will be retried";
+    case ErrorCode::missing_credentials: return "no AWS credentials were found";
+    case ErrorCode::credentials_unavailable: return "the AWS credentials source failed";
+    case ErrorCode::signing_failed: return "the request cannot be signed";
   }
   return "unknown error";
 }

@@ -1,7 +1,8 @@
 // filebuilder: the umbrella header. The core and what needs nothing beyond
 // simdjson (filebuilder::core). Backends with their own dependencies are
-// included on their own: upload/curl.hpp (filebuilder::curl), digest.hpp,
-// split.hpp, source/kpl.hpp and source/handler.hpp (filebuilder::crypto).
+// included on their own: upload/curl.hpp and aws/credentials.hpp
+// (filebuilder::curl), digest.hpp, split.hpp, source/kpl.hpp,
+// source/handler.hpp and aws/sigv4.hpp (filebuilder::crypto).
 #pragma once
 
 #include "filebuilder/base64.hpp"
