@@ -1,7 +1,7 @@
 # The Debian package: `cpack -G DEB` (or `cpack`) in the build directory writes
 # filebuilder_<version>_<arch>.deb with what `cmake --install` installs: the
-# headers, the CMake package, the filebuilder CLI (and filebuilderd, once
-# examples/daemon exists and installs it), LICENSE and a Debian copyright file.
+# headers, the CMake package, the filebuilder CLI and filebuilderd, LICENSE and
+# a Debian copyright file.
 # Included by the root CMakeLists.txt when filebuilder is the top-level project.
 
 set(FILEBUILDER_DEB_MAINTAINER "filebuilder maintainers <maintainers@filebuilder.invalid>"

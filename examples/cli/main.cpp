@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/adapter.hpp"
 #include "filebuilder/config.hpp"
 #include "filebuilder/dead_letter.hpp"
 #include "filebuilder/log.hpp"
@@ -42,9 +43,6 @@ constexpr int exit_ok = 0;
 constexpr int exit_records = 1;  // a record was rejected or failed
 constexpr int exit_usage = 2;    // usage error or unreadable FILE
 
-// Bare chunks are uploaded in batches of this many records (concurrently).
-constexpr std::size_t chunk_batch = 256;
-
 struct ReplayCommand {
   std::vector<std::string> files;
   std::string format = "detect";
@@ -60,79 +58,40 @@ struct SplitCommandOptions {
   std::string file;
 };
 
-template <typename Handler>
-class Replayer {
- public:
-  Replayer(Handler& handler, source::InputFormat format, bool name_files)
-      : handler_(handler), format_(format), name_files_(name_files) {}
-
-  // A line read into `text`: given simdjson's padding in place, without a copy.
-  void line(std::string& text, const std::string& file, std::uint64_t number) {
-    if (source::trim_json_space(text).empty()) return;
-    if (text.capacity() < text.size() + simdjson::SIMDJSON_PADDING)
-      text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
-    padded_document(simdjson::padded_string_view(text.data(), text.size(), text.capacity()), file,
-                    number);
+/// Replays a file; false if it cannot be read. NDJSON is streamed line by
+/// line, so memory stays flat whatever the file's size. A file whose first
+/// line is not a JSON value by itself (a pretty-printed event) is read whole
+/// and, if it is one document, handled as one; if not, line by line.
+template <typename Replayer>
+bool replay_file(Replayer& replayer, source::InputFormat format, const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    errno = EISDIR;
+    return false;
   }
-
-  void padded_document(simdjson::padded_string_view text, const std::string& file,
-                       std::uint64_t line) {
-    reply_.clear();
-    const source::LineId id{name_files_ ? file : std::string(), line};
-    const source::DocumentKind kind = handler_.handle(text, format_, id, reply_);
-    if (kind == source::DocumentKind::lambda || kind == source::DocumentKind::firehose) {
-      reply_ += '\n';
-      std::fwrite(reply_.data(), 1, reply_.size(), stdout);
-      std::fflush(stdout);
-    } else if (handler_.pending_chunks() >= chunk_batch) {
-      handler_.flush_chunks();
-    }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::string line;
+  if (!std::getline(in, line)) return !in.bad();  // empty
+  const bool one_line = in.peek() == std::char_traits<char>::eof();
+  if (format == source::InputFormat::ndjson || one_line || source::is_json_value(line)) {
+    replayer.line(line, path, 1);
+    replayer.stream(in, path, 1);
+    return !in.bad();
   }
-
-  void stream(std::istream& in, const std::string& file, std::uint64_t number = 0) {
-    while (std::getline(in, line_)) line(line_, file, ++number);
+  simdjson::padded_string content;
+  if (simdjson::padded_string::load(path).get(content) != simdjson::SUCCESS) return false;
+  const std::string_view text(content.data(), content.size());
+  if (source::is_json_value(text)) {
+    replayer.document(content, path, 1);
+  } else {
+    source::for_each_line(text, [&](std::string_view view, std::uint64_t number) {
+      line.assign(view);
+      replayer.line(line, path, number);
+    });
   }
-
-  /// Replays a file; false if it cannot be read. NDJSON is streamed line by
-  /// line, so memory stays flat whatever the file's size. A file whose first
-  /// line is not a JSON value by itself (a pretty-printed event) is read whole
-  /// and, if it is one document, handled as one; if not, line by line.
-  bool file(const std::string& path) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-      errno = EISDIR;
-      return false;
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return false;
-    if (!std::getline(in, line_)) return !in.bad();  // empty
-    const bool one_line = in.peek() == std::char_traits<char>::eof();
-    if (format_ == source::InputFormat::ndjson || one_line || source::is_json_value(line_)) {
-      line(line_, path, 1);
-      stream(in, path, 1);
-      return !in.bad();
-    }
-    simdjson::padded_string content;
-    if (simdjson::padded_string::load(path).get(content) != simdjson::SUCCESS) return false;
-    const std::string_view text(content.data(), content.size());
-    if (source::is_json_value(text)) {
-      padded_document(content, path, 1);
-    } else {
-      source::for_each_line(text, [&](std::string_view view, std::uint64_t number) {
-        line_.assign(view);
-        line(line_, path, number);
-      });
-    }
-    return true;
-  }
-
- private:
-  Handler& handler_;
-  source::InputFormat format_;
-  bool name_files_;
-  std::string line_;  // the current line, reused
-  std::string reply_;
-};
+  return true;
+}
 
 // Reads a whole file; on failure returns nullopt with errno set (EISDIR for a
 // directory, which a stream would rather throw about).
@@ -181,14 +140,15 @@ int replay_with(Store& store, const ReplayCommand& command, const EndpointPolicy
 
   std::vector<std::string> files = command.files;
   if (files.empty()) files.emplace_back("-");
-  Replayer replayer(handler, input_format(command.format), files.size() > 1);
+  const source::InputFormat format = input_format(command.format);
+  adapter::Replayer replayer(handler, format, files.size() > 1);
   bool unreadable = false;
   for (const std::string& file : files) {
     if (file == "-") {
       replayer.stream(std::cin, file);
       continue;
     }
-    if (!replayer.file(file)) {
+    if (!replay_file(replayer, format, file)) {
       logger.error("cannot read file", {{"file", file}, {"error", std::strerror(errno)}});
       unreadable = true;
     }
@@ -205,25 +165,17 @@ int replay_with(Store& store, const ReplayCommand& command, const EndpointPolicy
 
 int run_replay(const ReplayCommand& command) {
   const Config& config = command.config;
-  LogLevel level = LogLevel::info;
-  if (!parse_log_level(config.log_level, level))
-    return usage_error("unknown log level '" + config.log_level + "'");
-  EndpointPolicy policy;
-  std::string bad_host;
-  if (config.endpoint_policy(policy, bad_host) != ErrorCode::ok)
-    return usage_error("invalid --allow-host '" + bad_host + "'");
-  std::optional<DeadLetterBox> dead_letter;
-  if (!config.dead_letter.empty()) {
-    dead_letter.emplace(config.dead_letter);
-    if (!dead_letter->ok())
-      return usage_error("cannot create dead-letter directory '" + config.dead_letter + "'");
-  }
-  Logger logger(level);
-  DeadLetterBox* box = dead_letter ? &*dead_letter : nullptr;
+  adapter::Setup setup;
+  if (const std::string problem = adapter::prepare(config, setup); !problem.empty())
+    return usage_error(problem);
+  Logger logger(setup.level);
   std::string error;
   const int status = with_store(
-      config, [&](auto& store) { return replay_with(store, command, policy, logger, box); }, -1,
-      error);
+      config,
+      [&](auto& store) {
+        return replay_with(store, command, setup.policy, logger, setup.dead_letter_box());
+      },
+      -1, error);
   return status == -1 ? usage_error(error) : status;
 }
 
@@ -273,54 +225,7 @@ int main(int argc, char** argv) {
   replay_cmd->add_option("FILE", replay.files, "Input files ('-' or none: standard input)");
   replay_cmd->add_option("--format", replay.format, "Input kind (default: detected per file)")
       ->check(CLI::IsMember({"detect", "lambda", "firehose", "ndjson"}));
-  replay_cmd
-      ->add_option("--store", config.store,
-                   "State store: memory:, file:DIR or redis://HOST:PORT[/DB]")
-      ->envname("FILEBUILDER_STORE");
-  replay_cmd
-      ->add_option("--allow-host", config.allow_hosts,
-                   "HOST[:PORT] that may be reached over http and on private addresses")
-      ->allow_extra_args(false)
-      ->envname("FILEBUILDER_ALLOW_HOSTS");
-  replay_cmd->add_option("--ca-file", config.ca_file, "Extra trusted CA certificate (PEM)")
-      ->envname("FILEBUILDER_CA_FILE");
-  replay_cmd->add_option("--dead-letter", config.dead_letter, "Keep every rejected record in DIR")
-      ->envname("FILEBUILDER_DEAD_LETTER");
-  replay_cmd->add_option("--log-level", config.log_level, "debug|info|warn|error|off")
-      ->envname("LOG_LEVEL");
-  replay_cmd
-      ->add_option("--max-partitions", config.limits.max_partitions, "Most partitions per file")
-      ->envname("FILEBUILDER_MAX_PARTITIONS");
-  replay_cmd
-      ->add_option("--max-part-bytes", config.limits.max_part_bytes, "Most decoded bytes per part")
-      ->envname("FILEBUILDER_MAX_PART_BYTES");
-  replay_cmd->add_option("--max-file-bytes", config.limits.max_file_bytes, "Most bytes per file")
-      ->envname("FILEBUILDER_MAX_FILE_BYTES");
-  replay_cmd
-      ->add_option("--max-memory-bytes", config.max_memory_bytes,
-                   "Most bytes the memory store holds")
-      ->envname("FILEBUILDER_MAX_MEMORY_BYTES");
-  replay_cmd->add_option("--max-open-files", config.max_open_files, "Most unfinished files")
-      ->envname("FILEBUILDER_MAX_OPEN_FILES");
-  replay_cmd
-      ->add_option("--expire-after", config.expire_after_seconds,
-                   "Seconds before an abandoned file is dropped")
-      ->envname("FILEBUILDER_EXPIRE_AFTER");
-  replay_cmd
-      ->add_option("--claim-lease", config.claim_lease_seconds,
-                   "Seconds an upload's claim holds before another consumer may take over")
-      ->envname("FILEBUILDER_CLAIM_LEASE");
-  replay_cmd
-      ->add_option("--upload-attempts", config.upload_attempts,
-                   "Requests per upload, retries included")
-      ->envname("FILEBUILDER_UPLOAD_ATTEMPTS");
-  replay_cmd
-      ->add_option("--retry-backoff-ms", config.retry_backoff_ms,
-                   "First retry delay (doubles, jittered)")
-      ->envname("FILEBUILDER_RETRY_BACKOFF_MS");
-  replay_cmd
-      ->add_option("--upload-timeout", config.upload_timeout_seconds, "Seconds per upload attempt")
-      ->envname("FILEBUILDER_UPLOAD_TIMEOUT");
+  adapter::add_config_options(*replay_cmd, config);
 
   SplitCommandOptions split;
   CLI::App* split_cmd = app.add_subcommand("split", "Write the chunk records (or events) for FILE");

@@ -157,39 +157,58 @@ class EventHandler {
         add_envelope_record(i);
       }
     }
-    const std::span<const RecordOutcome> outcomes = reassembler_.flush();
-    for (std::size_t k = 0; k < users_.size(); ++k) {
-      const EnvelopeRecord& record = records_[users_[k].record];
-      // Envelope data that is not base64 goes into a dead letter encoded, like any raw bytes.
-      const bool data_is_base64 = users_[k].decoded;
-      const std::string_view data = record.data;
-      std::optional<std::uint64_t> sub;
-      if (users_[k].aggregated) sub = users_[k].sub;
-      report(LogField("record", record.id), record.id, outcomes[k],
-             data_is_base64 ? data : std::string_view(), data_is_base64 ? std::string_view() : data,
-             sub);
-    }
-    report_retried();
+    const std::span<const RecordOutcome> outcomes = flush_and_report();
     if (kind == DocumentKind::lambda) {
       // User records of one aggregate share their parent's id: listed once.
       write_kinesis_reply(user_records_, outcomes, reply);
     } else {
       // Firehose answers each recordId once: the worst outcome of its user records.
-      merged_.assign(records_.size(), RecordOutcome{});
-      for (RecordOutcome& outcome : merged_) outcome.outcome = Outcome::accepted;
-      for (std::size_t k = 0; k < users_.size(); ++k) {
-        RecordOutcome& merged = merged_[users_[k].record];
-        if (severity(outcomes[k].outcome) > severity(merged.outcome)) merged = outcomes[k];
-      }
-      write_firehose_reply(records_, merged_, reply);
+      write_firehose_reply(records_, merge_by_record(outcomes), reply);
     }
     return kind;
   }
 
+  /// One record that a stream adapter already holds as bytes (the daemon's
+  /// GetRecords, the KCL's processRecords).
+  struct StreamRecord {
+    std::string_view id;    // for logs and dead letters: "shardId-000000000000/4959..."
+    std::string_view data;  // the record's bytes, decoded (a KPL aggregate is deaggregated)
+  };
+
+  /// Handles a batch of stream records as one event: deaggregation, the
+  /// Reassembler, logs and dead letters, as for events. Returns one outcome
+  /// per record, the worst of its user records (failed, then rejected, then
+  /// the rest), valid until the next call. `source` names the adapter in
+  /// dead letters.
+  std::span<const RecordOutcome> handle_records(std::span<const StreamRecord> records,
+                                                std::string_view source) {
+    flush_chunks();
+    source_ = source;
+    raw_records_ = true;
+    records_.clear();
+    for (const StreamRecord& record : records) records_.push_back({record.id, record.data});
+    users_.clear();
+    user_records_.clear();
+    bool stopped = false;
+    for (std::size_t i = 0; i < records_.size(); ++i) {
+      stopped = stopped || (stop_now_ && stop_now_());
+      if (stopped) {
+        reassembler_.add_failed(ErrorCode::deadline, "not processed: stopping");
+        add_user(i, 0, false, false);
+      } else {
+        add_record_bytes(i, records_[i].data);
+      }
+    }
+    const std::span<const RecordOutcome> merged = merge_by_record(flush_and_report());
+    raw_records_ = false;
+    return merged;
+  }
+
   /// Uploads the files that pending bare chunks completed (and retries due
-  /// pending uploads), then reports them.
-  void flush_chunks() {
-    if (chunk_ids_.empty()) return;
+  /// pending uploads), then reports them. Returns their outcomes, in order
+  /// (valid until the next call); empty when none was pending.
+  std::span<const RecordOutcome> flush_chunks() {
+    if (chunk_ids_.empty()) return {};
     source_ = "ndjson";
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
     report_retried();
@@ -208,6 +227,7 @@ class EventHandler {
     }
     chunk_ids_.clear();
     chunk_lines_.clear();
+    return outcomes;
   }
 
   [[nodiscard]] std::size_t pending_chunks() const noexcept { return chunk_ids_.size(); }
@@ -286,13 +306,48 @@ class EventHandler {
       add_user(index, 0, false, false);
       return;
     }
-    deaggregator_.deaggregate(decoded_.of(index), [&](const kpl::UserRecord& user) {
+    add_record_bytes(index, decoded_.of(index));
+  }
+
+  // The bytes of record `index`: a KPL aggregate or one chunk record.
+  void add_record_bytes(std::size_t index, std::string_view bytes) {
+    deaggregator_.deaggregate(bytes, [&](const kpl::UserRecord& user) {
       if (user.error != ErrorCode::ok)
         reassembler_.add_rejected(user.error, deaggregator_.message(user));
       else
         reassembler_.add(user.data);
-      add_user(index, user.sub, user.aggregated, true);
+      add_user(index, user.sub, user.aggregated, !raw_records_);
     });
+  }
+
+  // Uploads what the records completed, logs every record's outcome (with its
+  // KPL sub-record index), then the pending uploads retried.
+  std::span<const RecordOutcome> flush_and_report() {
+    const std::span<const RecordOutcome> outcomes = reassembler_.flush();
+    for (std::size_t k = 0; k < users_.size(); ++k) {
+      const EnvelopeRecord& record = records_[users_[k].record];
+      // Data that is not base64 goes into a dead letter encoded, like any raw bytes.
+      const bool data_is_base64 = users_[k].decoded;
+      const std::string_view data = record.data;
+      std::optional<std::uint64_t> sub;
+      if (users_[k].aggregated) sub = users_[k].sub;
+      report(LogField("record", record.id), record.id, outcomes[k],
+             data_is_base64 ? data : std::string_view(), data_is_base64 ? std::string_view() : data,
+             sub);
+    }
+    report_retried();
+    return outcomes;
+  }
+
+  // One outcome per record of the batch: the worst of its user records.
+  std::span<const RecordOutcome> merge_by_record(std::span<const RecordOutcome> outcomes) {
+    merged_.assign(records_.size(), RecordOutcome{});
+    for (RecordOutcome& outcome : merged_) outcome.outcome = Outcome::accepted;
+    for (std::size_t k = 0; k < users_.size(); ++k) {
+      RecordOutcome& merged = merged_[users_[k].record];
+      if (severity(outcomes[k].outcome) > severity(merged.outcome)) merged = outcomes[k];
+    }
+    return merged_;
   }
 
   void on_upload_done(std::size_t index, RecordOutcome& outcome, BodyReader& body) {
@@ -309,9 +364,12 @@ class EventHandler {
     }
     const bool chunk = !chunk_ids_.empty();
     const std::string id = chunk ? chunk_ids_[index].text() : std::string(user_records_[index].id);
+    const std::string_view data = chunk ? std::string_view() : user_records_[index].data;
     dead_letter_->write({id, outcome.error, outcome.message, source_,
-                         chunk ? std::string_view(chunk_lines_[index]) : std::string_view(),
-                         chunk ? std::string_view() : user_records_[index].data},
+                         chunk          ? std::string_view(chunk_lines_[index])
+                         : raw_records_ ? data
+                                        : std::string_view(),
+                         raw_records_ ? std::string_view() : data},
                         &body);
   }
 
@@ -400,6 +458,7 @@ class EventHandler {
   std::vector<std::string> chunk_lines_;  // raw bare chunks, kept only for dead letters
   ChunkSummary summary_;
   std::string_view source_ = "ndjson";
+  bool raw_records_ = false;  // handle_records(): records_ hold bytes, not base64
   bool any_problem_ = false;
 };
 
