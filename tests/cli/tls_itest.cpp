@@ -116,7 +116,7 @@ TEST_CASE("cli: --ca-file adds to libcurl's default CA bundle, which stays trust
   }
 }
 
-TEST_CASE("cli: --ca-bundle replaces the default bundle; --ca-file adds to it") {
+TEST_CASE("cli: --ca-bundle replaces the default bundle, and --ca-file adds to it") {
   TempDir dir("filebuilder-cli-tls");
   if (!TestCa::available()) {
     MESSAGE("skipped: no openssl command to make certificates");

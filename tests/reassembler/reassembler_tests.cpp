@@ -328,7 +328,7 @@ TEST_CASE("a refused endpoint is rejected before anything is stored or uploaded"
   CHECK(f.uploader.calls.empty());
 }
 
-TEST_CASE("limits: unfinished files are bounded; at the bound a new file fails, known ones go on") {
+TEST_CASE("limits: unfinished files are bounded: at the bound a new file fails, known ones go on") {
   MemoryStoreOptions store_options;
   store_options.max_open_files = 3;
   Fixture f({}, store_options);
