@@ -31,6 +31,7 @@ using filebuilder::test::run;
 using filebuilder::test::RunResult;
 using filebuilder::test::TempDir;
 using filebuilder::test::TestCa;
+using filebuilder::test::TwoCaServers;
 
 const std::string cli = FILEBUILDER_CLI_PATH;
 
@@ -62,6 +63,18 @@ RunResult run_with_file_over(const fs::path& file, const std::string& target,
   return run(command);
 }
 
+/// Bare chunk records, one file for each server: /files/A_NAME.bin holding
+/// A_NAME, /files/B_NAME.bin holding B_NAME.
+fs::path two_chunks(const fs::path& dir, const TwoCaServers& tls, const std::string& a_name,
+                    const std::string& b_name) {
+  const fs::path input = dir / "chunks.ndjson";
+  std::ofstream(input) << chunk(tls.nginx_a.tls_url("/files/" + a_name + ".bin"), 0, 1, a_name)
+                       << "\n"
+                       << chunk(tls.nginx_b.tls_url("/files/" + b_name + ".bin"), 0, 1, b_name)
+                       << "\n";
+  return input;
+}
+
 /// Whether this machine lets us mount in a private namespace (root, unshare).
 bool can_bind_mount(const fs::path& scratch) {
   if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0) return false;
@@ -81,38 +94,32 @@ TEST_CASE("cli: --ca-file adds to libcurl's default CA bundle, which stays trust
     MESSAGE("skipped: needs openssl, libcurl's CA bundle file, root and unshare -m");
     return;
   }
-  TestCa system_ca(dir / "system", "filebuilder test system CA");
-  TestCa extra_ca(dir / "extra", "filebuilder test extra CA");
-  const auto [system_cert, system_key] = system_ca.issue("server", {"IP:127.0.0.1"});
-  const auto [extra_cert, extra_key] = extra_ca.issue("server", {"IP:127.0.0.1"});
-  Nginx system_server(system_cert, system_key);
-  Nginx extra_server(extra_cert, extra_key);
-  const fs::path input = dir / "chunks.ndjson";
-  std::ofstream(input) << chunk(system_server.tls_url("/files/system.bin"), 0, 1, "system") << "\n"
-                       << chunk(extra_server.tls_url("/files/extra.bin"), 0, 1, "extra") << "\n";
+  // A stands in for the system's CAs, B is the extra one.
+  const TwoCaServers tls;
+  const fs::path input = two_chunks(dir.path(), tls, "system", "extra");
   const std::vector<std::string> replay = {
       cli, "replay", "--allow-host", "127.0.0.1", "--upload-attempts", "1"};
 
   SUBCASE("without --ca-file: the system CA's server only (the bundle is the test CA)") {
     std::vector<std::string> argv = replay;
     argv.push_back(input.string());
-    const RunResult result = run_with_file_over(system_ca.cert(), bundle, argv);
+    const RunResult result = run_with_file_over(tls.a.cert(), bundle, argv);
     CHECK(result.exit_code == 1);
     CHECK(result.out == R"({"records":2,"uploaded":1,"duplicates":0,"rejected":[],"failed":[2]})"
                         "\n");
-    CHECK(read_bytes(system_server.stored_file("/files/system.bin")) == "system");
-    CHECK_FALSE(fs::exists(extra_server.stored_file("/files/extra.bin")));
+    CHECK(read_bytes(tls.nginx_a.stored_file("/files/system.bin")) == "system");
+    CHECK_FALSE(fs::exists(tls.nginx_b.stored_file("/files/extra.bin")));
   }
   SUBCASE("with --ca-file: both servers") {
     std::vector<std::string> argv = replay;
-    argv.insert(argv.end(), {"--ca-file", extra_ca.cert().string(), input.string()});
-    const RunResult result = run_with_file_over(system_ca.cert(), bundle, argv);
+    argv.insert(argv.end(), {"--ca-file", tls.b.cert().string(), input.string()});
+    const RunResult result = run_with_file_over(tls.a.cert(), bundle, argv);
     CAPTURE(result.err);
     CHECK(result.exit_code == 0);
     CHECK(result.out == R"({"records":2,"uploaded":2,"duplicates":0,"rejected":[],"failed":[]})"
                         "\n");
-    CHECK(read_bytes(system_server.stored_file("/files/system.bin")) == "system");
-    CHECK(read_bytes(extra_server.stored_file("/files/extra.bin")) == "extra");
+    CHECK(read_bytes(tls.nginx_a.stored_file("/files/system.bin")) == "system");
+    CHECK(read_bytes(tls.nginx_b.stored_file("/files/extra.bin")) == "extra");
   }
 }
 
@@ -122,26 +129,19 @@ TEST_CASE("cli: --ca-bundle replaces the default bundle, and --ca-file adds to i
     MESSAGE("skipped: no openssl command to make certificates");
     return;
   }
-  TestCa a(dir / "a", "filebuilder test CA A");
-  TestCa b(dir / "b", "filebuilder test CA B");
-  const auto [a_cert, a_key] = a.issue("server", {"IP:127.0.0.1"});
-  const auto [b_cert, b_key] = b.issue("server", {"IP:127.0.0.1"});
-  Nginx a_server(a_cert, a_key);
-  Nginx b_server(b_cert, b_key);
-  const fs::path input = dir / "chunks.ndjson";
-  std::ofstream(input) << chunk(a_server.tls_url("/files/a.bin"), 0, 1, "a") << "\n"
-                       << chunk(b_server.tls_url("/files/b.bin"), 0, 1, "b") << "\n";
+  const TwoCaServers tls;
+  const fs::path input = two_chunks(dir.path(), tls, "a", "b");
   const RunResult result =
       run({cli, "replay", "--allow-host", "127.0.0.1", "--upload-attempts", "1", "--ca-bundle",
-           a.cert().string(), "--ca-file", b.cert().string(), input.string()});
+           tls.a.cert().string(), "--ca-file", tls.b.cert().string(), input.string()});
   CAPTURE(result.err);
   CHECK(result.exit_code == 0);
-  CHECK(read_bytes(a_server.stored_file("/files/a.bin")) == "a");
-  CHECK(read_bytes(b_server.stored_file("/files/b.bin")) == "b");
+  CHECK(read_bytes(tls.nginx_a.stored_file("/files/a.bin")) == "a");
+  CHECK(read_bytes(tls.nginx_b.stored_file("/files/b.bin")) == "b");
 
   SUBCASE("FILEBUILDER_CA_BUNDLE and FILEBUILDER_CA_FILE mean the same") {
-    ::setenv("FILEBUILDER_CA_BUNDLE", a.cert().string().c_str(), 1);
-    ::setenv("FILEBUILDER_CA_FILE", b.cert().string().c_str(), 1);
+    ::setenv("FILEBUILDER_CA_BUNDLE", tls.a.cert().string().c_str(), 1);
+    ::setenv("FILEBUILDER_CA_FILE", tls.b.cert().string().c_str(), 1);
     const RunResult env =
         run({cli, "replay", "--allow-host", "127.0.0.1", "--upload-attempts", "1", input.string()});
     ::unsetenv("FILEBUILDER_CA_BUNDLE");

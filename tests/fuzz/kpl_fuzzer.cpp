@@ -21,39 +21,30 @@
 
 #include "filebuilder/source/kpl.hpp"
 #include "fuzz_support.hpp"
+#include "support/kpl.hpp"
 
 namespace {
 
 namespace kpl = filebuilder::kpl;
 using filebuilder::ErrorCode;
 using filebuilder::fuzz::fail;
+using filebuilder::test::deaggregate;
+using filebuilder::test::Deaggregated;
 
 constexpr const char* target = "kpl";
-
-struct Seen {
-  std::string data;
-  std::string partition_key;
-  std::string explicit_hash_key;
-  std::uint64_t sub = 0;
-  bool aggregated = false;
-  ErrorCode error = ErrorCode::ok;
-  bool operator==(const Seen&) const = default;
-};
 
 bool inside(std::string_view part, std::string_view whole) {
   if (part.empty()) return true;
   return part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size();
 }
 
-kpl::DeaggregateResult run(kpl::Deaggregator& deaggregator, std::string_view record,
-                           std::vector<Seen>& seen) {
-  seen.clear();
-  return deaggregator.deaggregate(record, [&](const kpl::UserRecord& user) {
+/// The checks that need the views themselves, not copies.
+void check_views(kpl::Deaggregator& deaggregator, std::string_view record) {
+  (void)deaggregator.deaggregate(record, [&](const kpl::UserRecord& user) {
     if (!inside(user.data, record) || !inside(user.partition_key, record) ||
         !inside(user.explicit_hash_key, record))
       fail(target, "a user record's view is outside the record");
-    const std::string message = deaggregator.message(user);
-    if (message.empty() != (user.error == ErrorCode::ok))
+    if (deaggregator.message(user).empty() != (user.error == ErrorCode::ok))
       fail(target, "message() is empty exactly when there is no error: not so");
     if (user.error != ErrorCode::ok && user.error != kpl::bad_index_error)
       fail(target, "an error other than kpl_bad_index");
@@ -62,19 +53,19 @@ kpl::DeaggregateResult run(kpl::Deaggregator& deaggregator, std::string_view rec
                          user.explicit_hash_key_index < deaggregator.explicit_hash_keys().size();
     if (user.aggregated && (user.error == ErrorCode::ok) != (key_ok && hash_ok))
       fail(target, "kpl_bad_index does not match the key tables");
-    seen.push_back({std::string(user.data), std::string(user.partition_key),
-                    std::string(user.explicit_hash_key), user.sub, user.aggregated, user.error});
   });
 }
 
 void check(std::string_view record) {
   static kpl::Deaggregator reused;  // across inputs: nothing may carry over
   kpl::Deaggregator fresh;
-  std::vector<Seen> seen;
-  std::vector<Seen> again;
-  const kpl::DeaggregateResult result = run(reused, record, seen);
-  const kpl::DeaggregateResult other = run(fresh, record, again);
-  if (result.kind != other.kind || result.records != other.records || seen != again)
+  check_views(reused, record);
+  const Deaggregated got = deaggregate(reused, record);
+  const Deaggregated other = deaggregate(fresh, record);
+  const kpl::DeaggregateResult result = got.result;
+  const std::vector<filebuilder::test::Yielded>& seen = got.records;
+  if (result.kind != other.result.kind || result.records != other.result.records ||
+      seen != other.records)
     fail(target, "a reused Deaggregator answers differently from a fresh one");
   if (result.records != seen.size()) fail(target, "records differs from the user records yielded");
 
@@ -96,8 +87,8 @@ void check(std::string_view record) {
   const auto sink = [&](const kpl::Aggregate& aggregate) {
     aggregates.emplace_back(aggregate.bytes);
   };
-  std::vector<Seen> expected;
-  for (const Seen& user : seen) {
+  std::vector<filebuilder::test::Yielded> expected;
+  for (const filebuilder::test::Yielded& user : seen) {
     if (user.error != ErrorCode::ok) continue;
     aggregator.add(user.partition_key, user.explicit_hash_key, user.data, sink);
     expected.push_back(user);
@@ -108,13 +99,14 @@ void check(std::string_view record) {
     return;
   }
   if (aggregates.size() != 1) fail(target, "the writer split an aggregate without a limit");
-  std::vector<Seen> round_trip;
-  if (run(fresh, aggregates[0], round_trip).kind != kpl::RecordKind::aggregate)
+  const Deaggregated again = deaggregate(fresh, aggregates[0]);
+  const std::vector<filebuilder::test::Yielded>& round_trip = again.records;
+  if (again.result.kind != kpl::RecordKind::aggregate)
     fail(target, "the writer's aggregate does not deaggregate");
   if (round_trip.size() != expected.size()) fail(target, "the round trip lost user records");
   for (std::size_t i = 0; i < expected.size(); ++i) {
-    const Seen& want = expected[i];
-    const Seen& got = round_trip[i];
+    const filebuilder::test::Yielded& want = expected[i];
+    const filebuilder::test::Yielded& got = round_trip[i];
     if (got.data != want.data || got.partition_key != want.partition_key ||
         got.explicit_hash_key != want.explicit_hash_key || got.error != ErrorCode::ok)
       fail(target, "the round trip changed a user record");

@@ -5,7 +5,8 @@
 //   const auto [cert, key] = ca.issue("server", {"IP:127.0.0.1", "DNS:a.test"});
 //   filebuilder::test::Nginx nginx(cert, key);              // https signed by that CA
 //
-// TestCa::available() is false without /usr/bin/openssl.
+// TestCa::available() is false without /usr/bin/openssl. TwoCaServers: two CAs,
+// an nginx for each.
 #pragma once
 
 #include <sys/wait.h>
@@ -18,7 +19,9 @@
 #include <utility>
 #include <vector>
 
+#include "support/nginx.hpp"
 #include "support/process.hpp"
+#include "support/temp_dir.hpp"
 
 namespace filebuilder::test {
 
@@ -88,6 +91,20 @@ class TestCa {
   }
 
   std::filesystem::path dir_;
+};
+
+/// Two CAs, A and B, each with an nginx whose https certificate for 127.0.0.1
+/// it signed (A's also names a.test).
+struct TwoCaServers {
+  TempDir dir{"filebuilder-tls"};
+  TestCa a{dir / "a", "filebuilder test CA A"};
+  TestCa b{dir / "b", "filebuilder test CA B"};
+  std::pair<std::filesystem::path, std::filesystem::path> a_server =
+      a.issue("server", {"IP:127.0.0.1", "DNS:a.test"});
+  std::pair<std::filesystem::path, std::filesystem::path> b_server =
+      b.issue("server", {"IP:127.0.0.1"});
+  Nginx nginx_a{a_server.first, a_server.second};
+  Nginx nginx_b{b_server.first, b_server.second};
 };
 
 }  // namespace filebuilder::test

@@ -569,18 +569,7 @@ namespace {
 
 using filebuilder::test::TestCa;
 
-/// Two CAs, each with an nginx whose certificate for 127.0.0.1 it signed.
-struct TwoCas {
-  filebuilder::test::TempDir dir{"filebuilder-tls"};
-  TestCa a{dir / "a", "filebuilder test CA A"};
-  TestCa b{dir / "b", "filebuilder test CA B"};
-  std::pair<std::filesystem::path, std::filesystem::path> a_server =
-      a.issue("server", {"IP:127.0.0.1", "DNS:a.test"});
-  std::pair<std::filesystem::path, std::filesystem::path> b_server =
-      b.issue("server", {"IP:127.0.0.1"});
-  Nginx nginx_a{a_server.first, a_server.second};
-  Nginx nginx_b{b_server.first, b_server.second};
-};
+using TwoCas = filebuilder::test::TwoCaServers;
 
 /// Uploads BODY to /files/NAME on each server in one call; returns the statuses.
 std::vector<UploadStatus> upload_to(CurlUploader& uploader,
