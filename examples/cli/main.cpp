@@ -174,7 +174,13 @@ source::InputFormat input_format(std::string_view name) {
 template <StateStore Store>
 int replay_with(Store& store, const ReplayCommand& command, const EndpointPolicy& policy,
                 Logger& logger, DeadLetterBox* dead_letter) {
-  CurlUploader uploader(curl_uploader_options(command.config, policy));
+  std::optional<CurlUploader> made;
+  try {
+    made.emplace(curl_uploader_options(command.config, policy));
+  } catch (const std::exception& error) {  // an unreadable --ca-file, or no libcurl
+    return usage_error(error.what());
+  }
+  CurlUploader& uploader = *made;
   Reassembler reassembler(store, uploader, command.config.reassembler_options(policy));
   source::EventHandler handler(reassembler, logger);
   if (dead_letter != nullptr) handler.set_dead_letter(dead_letter);
@@ -282,8 +288,14 @@ int main(int argc, char** argv) {
                    "HOST[:PORT] that may be reached over http and on private addresses")
       ->allow_extra_args(false)
       ->envname("FILEBUILDER_ALLOW_HOSTS");
-  replay_cmd->add_option("--ca-file", config.ca_file, "Extra trusted CA certificate (PEM)")
+  replay_cmd
+      ->add_option("--ca-file", config.ca_file,
+                   "CA certificates (PEM) trusted in addition to the system's")
       ->envname("FILEBUILDER_CA_FILE");
+  replay_cmd
+      ->add_option("--ca-bundle", config.ca_bundle,
+                   "CA bundle (PEM) that replaces libcurl's default bundle file")
+      ->envname("FILEBUILDER_CA_BUNDLE");
   replay_cmd->add_option("--dead-letter", config.dead_letter, "Keep every rejected record in DIR")
       ->envname("FILEBUILDER_DEAD_LETTER");
   replay_cmd->add_option("--log-level", config.log_level, "debug|info|warn|error|off")
