@@ -133,7 +133,10 @@ source::InputFormat input_format(std::string_view name) {
 template <StateStore Store>
 int replay_with(Store& store, const ReplayCommand& command, const EndpointPolicy& policy,
                 Logger& logger, DeadLetterBox* dead_letter) {
-  CurlUploader uploader(curl_uploader_options(command.config, policy));
+  std::string error;
+  std::optional<CurlUploader> made = adapter::make_uploader(command.config, policy, error);
+  if (!made) return usage_error(error);  // an unreadable --ca-file, say
+  CurlUploader& uploader = *made;
   Reassembler reassembler(store, uploader, command.config.reassembler_options(policy));
   source::EventHandler handler(reassembler, logger);
   if (dead_letter != nullptr) handler.set_dead_letter(dead_letter);

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <exception>
 #include <istream>
 #include <optional>
 #include <string>
@@ -18,6 +19,7 @@
 #include "filebuilder/log.hpp"
 #include "filebuilder/source/handler.hpp"
 #include "filebuilder/source/ndjson.hpp"
+#include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
 
 namespace filebuilder::adapter {
@@ -32,8 +34,12 @@ inline void add_config_options(CLI::App& app, Config& config) {
                  "HOST[:PORT] that may be reached over http and on private addresses")
       ->allow_extra_args(false)
       ->envname("FILEBUILDER_ALLOW_HOSTS");
-  app.add_option("--ca-file", config.ca_file, "Extra trusted CA certificate (PEM)")
+  app.add_option("--ca-file", config.ca_file,
+                 "CA certificates (PEM) trusted in addition to the system's")
       ->envname("FILEBUILDER_CA_FILE");
+  app.add_option("--ca-bundle", config.ca_bundle,
+                 "CA bundle (PEM) that replaces libcurl's default bundle file")
+      ->envname("FILEBUILDER_CA_BUNDLE");
   app.add_option("--dead-letter", config.dead_letter, "Keep every rejected record in DIR")
       ->envname("FILEBUILDER_DEAD_LETTER");
   app.add_option("--log-level", config.log_level, "debug|info|warn|error|off")
@@ -90,6 +96,20 @@ struct Setup {
       return "cannot create dead-letter directory '" + config.dead_letter + "'";
   }
   return {};
+}
+
+/// The uploader a Config asks for, or nullopt with the reason in `error`
+/// (an unreadable --ca-file, say): a configuration error, exit 2.
+[[nodiscard]] inline std::optional<CurlUploader> make_uploader(const Config& config,
+                                                               const EndpointPolicy& policy,
+                                                               std::string& error) {
+  std::optional<CurlUploader> uploader;
+  try {
+    uploader.emplace(curl_uploader_options(config, policy));
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  return uploader;
 }
 
 /// Feeds NDJSON lines (and whole documents) to an EventHandler. Events get

@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include "../common/adapter.hpp"
@@ -40,7 +41,10 @@ int usage_error(const std::string& message) {
 
 template <StateStore Store>
 int run_with(Store& store, Mode mode, const Config& config, adapter::Setup& setup, Logger& logger) {
-  CurlUploader uploader(curl_uploader_options(config, setup.policy));
+  std::string error;
+  std::optional<CurlUploader> made = adapter::make_uploader(config, setup.policy, error);
+  if (!made) return usage_error(error);
+  CurlUploader& uploader = *made;
   Reassembler reassembler(store, uploader, config.reassembler_options(setup.policy));
   source::EventHandler handler(reassembler, logger);
   if (DeadLetterBox* box = setup.dead_letter_box()) handler.set_dead_letter(box);

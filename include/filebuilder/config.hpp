@@ -26,7 +26,8 @@ namespace filebuilder {
 struct Config {
   std::string store = "memory:";         // FILEBUILDER_STORE
   std::vector<std::string> allow_hosts;  // FILEBUILDER_ALLOW_HOSTS (comma-separated entries)
-  std::string ca_file;                   // FILEBUILDER_CA_FILE
+  std::string ca_file;                   // FILEBUILDER_CA_FILE (CAs added to the system's)
+  std::string ca_bundle;                 // FILEBUILDER_CA_BUNDLE (replaces libcurl's bundle file)
   std::string dead_letter;               // FILEBUILDER_DEAD_LETTER
   std::string log_level = "info";        // LOG_LEVEL
   Limits limits{};  // FILEBUILDER_MAX_PARTITIONS, _MAX_PART_BYTES, _MAX_FILE_BYTES
@@ -72,6 +73,7 @@ struct Config {
     if (const char* hosts = get("FILEBUILDER_ALLOW_HOSTS"); hosts != nullptr)
       config.allow_hosts = {hosts};
     text("FILEBUILDER_CA_FILE", config.ca_file);
+    text("FILEBUILDER_CA_BUNDLE", config.ca_bundle);
     text("FILEBUILDER_DEAD_LETTER", config.dead_letter);
     text("LOG_LEVEL", config.log_level);
     number("FILEBUILDER_MAX_PARTITIONS", config.limits.max_partitions);

@@ -44,6 +44,7 @@ TEST_CASE("config: limits and store and uploader options follow the settings") {
   config.retry_backoff_ms = 5;
   config.upload_timeout_seconds = 9;
   config.ca_file = "/tmp/ca.pem";
+  config.ca_bundle = "/tmp/bundle.pem";
   const MemoryStoreOptions store = config.memory_store_options();
   CHECK(store.max_bytes == 1234);
   CHECK(store.max_open_files == 7);
@@ -57,6 +58,7 @@ TEST_CASE("config: limits and store and uploader options follow the settings") {
   CHECK(uploader.backoff_base == std::chrono::milliseconds(5));
   CHECK(uploader.total_timeout == std::chrono::seconds(9));
   CHECK(uploader.ca_file == "/tmp/ca.pem");
+  CHECK(uploader.ca_bundle == "/tmp/bundle.pem");
 #endif
 }
 
@@ -67,6 +69,8 @@ TEST_CASE("config: read from the environment, numbers checked") {
       {"LOG_LEVEL", "debug"},
       {"FILEBUILDER_MAX_PART_BYTES", "2048"},
       {"FILEBUILDER_UPLOAD_ATTEMPTS", "2"},
+      {"FILEBUILDER_CA_FILE", "/etc/extra.pem"},
+      {"FILEBUILDER_CA_BUNDLE", "/etc/pki/tls/certs/ca-bundle.crt"},
   };
   const auto get = [&](const char* name) -> const char* {
     auto it = env.find(name);
@@ -80,6 +84,8 @@ TEST_CASE("config: read from the environment, numbers checked") {
   CHECK(config.limits.max_part_bytes == 2048);
   CHECK(config.limits.max_partitions == Limits{}.max_partitions);
   CHECK(config.upload_attempts == 2);
+  CHECK(config.ca_file == "/etc/extra.pem");
+  CHECK(config.ca_bundle == "/etc/pki/tls/certs/ca-bundle.crt");
   EndpointPolicy policy;
   REQUIRE(config.endpoint_policy(policy, bad) == ErrorCode::ok);
   CHECK(policy.allowed().size() == 2);

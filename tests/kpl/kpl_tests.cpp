@@ -6,6 +6,7 @@
 // the deaggregator is not only tested against our own writer; the cross-tests
 // against the official aws-kinesis-agg package are in kpl_itest.cpp.
 #include "filebuilder/source/kpl.hpp"
+#include "support/kpl.hpp"
 
 #include <doctest/doctest.h>
 #include <openssl/evp.h>
@@ -27,6 +28,9 @@ namespace {
 
 namespace kpl = filebuilder::kpl;
 using filebuilder::ErrorCode;
+using filebuilder::test::deaggregate;
+using filebuilder::test::Deaggregated;
+using filebuilder::test::Yielded;
 using kpl::RecordKind;
 
 // --- an independent encoder -------------------------------------------------
@@ -82,40 +86,6 @@ std::string from_hex(std::string_view hex) {
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
     out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
   return out;
-}
-
-// --- what the deaggregator yields, copied -------------------------------------
-
-struct Yielded {
-  std::string data;
-  std::string partition_key;
-  std::string explicit_hash_key;
-  std::uint64_t sub = 0;
-  bool aggregated = false;
-  ErrorCode error = ErrorCode::ok;
-  std::string message;
-
-  bool operator==(const Yielded&) const = default;
-};
-
-struct Deaggregated {
-  kpl::DeaggregateResult result;
-  std::vector<Yielded> records;
-};
-
-Deaggregated deaggregate(kpl::Deaggregator& deaggregator, std::string_view bytes) {
-  Deaggregated out;
-  out.result = deaggregator.deaggregate(bytes, [&](const kpl::UserRecord& user) {
-    out.records.push_back({std::string(user.data), std::string(user.partition_key),
-                           std::string(user.explicit_hash_key), user.sub, user.aggregated,
-                           user.error, deaggregator.message(user)});
-  });
-  return out;
-}
-
-Deaggregated deaggregate(std::string_view bytes) {
-  kpl::Deaggregator deaggregator;
-  return deaggregate(deaggregator, bytes);
 }
 
 Yielded user(std::string data, std::string key, std::string hash_key, std::uint64_t sub) {

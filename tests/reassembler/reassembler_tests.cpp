@@ -310,3 +310,51 @@ TEST_CASE("abandoned files dropped by expiry are counted for the adapters to log
   CHECK(f.reassembler.take_expired() == 0);
   CHECK(f.store.open_files() == 1);
 }
+
+TEST_CASE("a refused endpoint is rejected before anything is stored or uploaded") {
+  Fixture f;
+  for (const char* endpoint :
+       {"https://127.1/a", "https://169.254.169.254/latest", "https://[::ffff:127.0.0.1]/a",
+        "https://a@bucket.example.com/a", "file:///etc/passwd", "http://bucket.example.com/a"}) {
+    const std::string text = endpoint;
+    CAPTURE(text);
+    const RecordOutcome outcome = f.process(chunk(endpoint, 0, 1, "secret"));
+    CHECK(outcome.outcome == Outcome::rejected);
+    CHECK(outcome.error == EndpointPolicy{}.check(endpoint));
+    CHECK(outcome.error != ErrorCode::ok);
+  }
+  CHECK(f.store.open_files() == 0);
+  CHECK(f.store.bytes_held() == 0);
+  CHECK(f.uploader.calls.empty());
+}
+
+TEST_CASE("limits: unfinished files are bounded: at the bound a new file fails, known ones go on") {
+  MemoryStoreOptions store_options;
+  store_options.max_open_files = 3;
+  Fixture f({}, store_options);
+  for (int i = 0; i < 3; ++i)
+    CHECK(f.process(chunk(a + std::to_string(i), 0, 2, "x")).outcome == Outcome::accepted);
+  const RecordOutcome full = f.process(chunk(b, 0, 2, "x"));
+  CHECK(full.outcome == Outcome::failed);  // transient: retried, never dropped
+  CHECK(full.error == ErrorCode::store_full);
+  CHECK(f.store.open_files() == 3);
+  // A known file still takes parts and completes, which frees its slot.
+  CHECK(f.process(chunk(a + "0", 1, 2, "y")).outcome == Outcome::uploaded);
+  CHECK(f.process(chunk(b, 0, 2, "x")).outcome == Outcome::accepted);
+  CHECK(f.store.open_files() == 3);
+}
+
+TEST_CASE("limits: too_deep records are rejected with their code, at any depth") {
+  Fixture f;
+  const std::string valid = chunk(a, 0, 1, "x");
+  const std::string deep = valid.substr(0, valid.size() - 1) + ",\"x\":" + std::string(9, '[') +
+                           std::string(9, ']') + "}";
+  CHECK(f.process(deep).error == ErrorCode::too_deep);
+  const std::string very_deep = valid.substr(0, valid.size() - 1) +
+                                ",\"x\":" + std::string(100'000, '[') + std::string(100'000, ']') +
+                                "}";
+  CHECK(f.process(very_deep).error == ErrorCode::too_deep);
+  CHECK(f.process(std::string(100'000, '[')).error == ErrorCode::invalid_json);  // unterminated
+  CHECK(f.store.open_files() == 0);
+  CHECK(f.process(valid).outcome == Outcome::uploaded);
+}

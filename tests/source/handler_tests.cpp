@@ -269,3 +269,28 @@ TEST_CASE("pending uploads retried by a later event are logged, not replied") {
           R"("msg":"pending upload retried: file uploaded","endpoint":"https://bucket.example.com/f.bin","bytes":4,"sha256":")" +
           sha256_hex("late") + "\"") != std::string::npos);
 }
+
+TEST_CASE("deeply nested events are bad_event or too_deep records, never a crash") {
+  Harness h;
+  std::string reply;
+  const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  CHECK(h.handle(deep, reply, {"", 1}, source::InputFormat::lambda) ==
+        source::DocumentKind::bad_event);
+  CHECK(h.handle("{\"records\":" + deep + "}", reply, {"", 3}, source::InputFormat::firehose) ==
+        source::DocumentKind::bad_event);  // a Firehose record without a recordId
+  CHECK(reply.empty());
+  // A Kinesis record that is a deep array instead of an object: that record is bad_event.
+  CHECK(h.handle("{\"Records\":" + deep + "}", reply, {"", 2}, source::InputFormat::lambda) ==
+        source::DocumentKind::lambda);
+  CHECK(reply == R"({"batchItemFailures":[]})");
+  CHECK(h.log.text().find(R"("error":"bad_event")") != std::string::npos);
+  reply.clear();
+  // A record whose chunk is nested too deeply: rejected with its own code, not listed.
+  const std::string record = chunk(endpoint, 0, 1, "x");
+  const std::string deep_chunk =
+      record.substr(0, record.size() - 1) + ",\"x\":[[[[[[[[[1]]]]]]]]]}";
+  h.handle(kinesis_event({{"5", b64(deep_chunk)}}), reply);
+  CHECK(reply == R"({"batchItemFailures":[]})");
+  CHECK(h.log.text().find(R"("record":"5","error":"too_deep")") != std::string::npos);
+  CHECK(h.uploader.calls.empty());
+}

@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -194,6 +195,91 @@ void concurrent_writers(S& store) {
   CHECK(read_all(*body.value_unsafe(), 17) == expected);
 }
 
+/// Every step at once from several threads, as consumers sharing a store do:
+/// writers put the parts of many files (each writer in its own order); the
+/// thread whose put completes a file claims it, reads the body and checks its
+/// bytes, then finishes it, or, the first time for every other file,
+/// releases it (a failed upload); a retrier takes released files with
+/// claim_pending and finishes them; expire runs meanwhile (nothing is old
+/// enough to go). Every file is finished exactly once, by its claim's holder.
+template <StateStore S>
+void concurrent_lifecycle(S& store) {
+  constexpr int files = 24;
+  constexpr int parts = 4;
+  constexpr int writers = 3;
+  std::vector<std::string> endpoints;
+  for (int f = 0; f < files; ++f) endpoints.push_back(unique_endpoint("lifecycle"));
+  const auto bytes_of = [](int f, int p) { return std::to_string(f) + ":" + std::to_string(p); };
+  std::vector<std::atomic<int>> finishes(files);
+  std::vector<std::atomic<bool>> released(files);
+  std::atomic<int> errors{0};
+  std::atomic<int> done_writers{0};
+
+  const auto upload = [&](int f) {  // the caller holds the claim of file f
+    Result<std::unique_ptr<BodyReader>> body = store.open_body(endpoints[f]);
+    if (!body.ok()) {
+      ++errors;
+      return;
+    }
+    std::string expected;
+    for (int p = 0; p < parts; ++p) expected += bytes_of(f, p);
+    std::string got(body.value_unsafe()->size(), '\0');
+    std::uint64_t offset = 0;
+    while (offset < got.size()) {
+      Result<std::size_t> read =
+          body.value_unsafe()->read_at(offset, std::span<char>(got.data() + offset, 2));
+      if (!read.ok() || read.value_unsafe() == 0) break;
+      offset += read.value_unsafe();
+    }
+    if (got != expected) ++errors;
+    if (f % 2 == 1 && !released[f].exchange(true)) {
+      if (store.release(endpoints[f], Clock::now()) != ErrorCode::ok) ++errors;
+      return;
+    }
+    ++finishes[f];
+    if (store.finish(endpoints[f]) != ErrorCode::ok) ++errors;
+  };
+  const auto writer = [&](int seed) {
+    for (int i = 0; i < files * parts; ++i) {
+      const int k = (i * 7 + seed * 11) % (files * parts);
+      const int f = k / parts;
+      const int p = k % parts;
+      const PutOutcome put =
+          store.put_part(part(endpoints[f], static_cast<std::uint64_t>(p), parts), bytes_of(f, p));
+      if (put.error != ErrorCode::ok) ++errors;
+      if (put.complete && store.claim(endpoints[f]) == ClaimStatus::claimed) upload(f);
+    }
+    ++done_writers;
+  };
+  const auto retrier = [&] {
+    while (true) {
+      const bool last_round = done_writers == writers;
+      for (const PendingFile& file : store.claim_pending(4, Clock::now())) {
+        const auto it = std::find(endpoints.begin(), endpoints.end(), file.endpoint);
+        if (it != endpoints.end()) upload(static_cast<int>(it - endpoints.begin()));
+      }
+      (void)store.expire(Clock::now());
+      if (last_round) break;
+      std::this_thread::yield();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) threads.emplace_back(writer, w);
+  threads.emplace_back(retrier);
+  for (std::thread& thread : threads) thread.join();
+  // A file released after the retrier's last round is still pending: finish it here.
+  for (const PendingFile& file : store.claim_pending(files, Clock::now())) {
+    const auto it = std::find(endpoints.begin(), endpoints.end(), file.endpoint);
+    if (it != endpoints.end()) upload(static_cast<int>(it - endpoints.begin()));
+  }
+  CHECK(errors == 0);
+  for (int f = 0; f < files; ++f) {
+    CAPTURE(f);
+    CHECK(finishes[f] == 1);
+    CHECK(store.claim(endpoints[f]) == ClaimStatus::finished);
+  }
+}
+
 }  // namespace filebuilder::test::conformance
 
 #define FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, CHECK_FN) \
@@ -211,4 +297,5 @@ void concurrent_writers(S& store) {
   FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, release_and_pending)    \
   FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, file_size_bound)        \
   FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, expire_abandoned)       \
-  FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, concurrent_writers)
+  FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, concurrent_writers)     \
+  FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, concurrent_lifecycle)

@@ -1,10 +1,14 @@
 #include "filebuilder/store/memory.hpp"
 
+#include "filebuilder/reassembler.hpp"
 #include "store/conformance.hpp"
+#include "support/chunks.hpp"
+#include "support/fake_uploader.hpp"
 
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -204,6 +208,59 @@ TEST_CASE("claim_pending takes due pending files once, oldest first, within max"
   REQUIRE(later.size() == 1);
   CHECK(later[0].endpoint == "p1");
   CHECK(later[0].failures == 2);
+}
+
+TEST_CASE(
+    "memory store: Reassemblers in several threads share one store: each file uploaded once") {
+  MemoryStore store;
+  constexpr int files = 30;
+  constexpr int parts = 5;
+  std::vector<std::string> records;
+  for (int f = 0; f < files; ++f) {
+    for (int p = 0; p < parts; ++p) {
+      records.push_back(filebuilder::test::chunk(
+          "https://bucket.example.com/shared/" + std::to_string(f), static_cast<std::uint64_t>(p),
+          parts, std::to_string(f) + "/" + std::to_string(p) + ";"));
+    }
+  }
+  constexpr int consumers = 3;
+  std::vector<filebuilder::test::FakeUploader> uploaders(consumers);
+  std::vector<int> uploaded(consumers, 0);
+  std::vector<int> problems(consumers, 0);
+  const auto consume = [&](int c) {
+    Reassembler reassembler(store, uploaders[static_cast<std::size_t>(c)]);
+    // Every consumer gets every record (at-least-once delivery), each in its own order,
+    // in batches of 8.
+    for (std::size_t i = 0; i < records.size();) {
+      for (std::size_t n = 0; n < 8 && i < records.size(); ++n, ++i)
+        reassembler.add(records[(i * (2 * static_cast<std::size_t>(c) + 1) + 3) % records.size()]);
+      for (const RecordOutcome& outcome : reassembler.flush()) {
+        uploaded[static_cast<std::size_t>(c)] += outcome.outcome == Outcome::uploaded;
+        problems[static_cast<std::size_t>(c)] += !outcome.ok();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int c = 0; c < consumers; ++c) threads.emplace_back(consume, c);
+  for (std::thread& thread : threads) thread.join();
+  int total = 0;
+  std::map<std::string, std::string> bodies;
+  for (int c = 0; c < consumers; ++c) {
+    CHECK(problems[static_cast<std::size_t>(c)] == 0);
+    total += uploaded[static_cast<std::size_t>(c)];
+    for (const auto& call : uploaders[static_cast<std::size_t>(c)].calls) {
+      CHECK(bodies.count(call.url) == 0);
+      bodies[call.url] = call.body;
+    }
+  }
+  CHECK(total == files);
+  REQUIRE(bodies.size() == files);
+  for (int f = 0; f < files; ++f) {
+    std::string expected;
+    for (int p = 0; p < parts; ++p) expected += std::to_string(f) + "/" + std::to_string(p) + ";";
+    CHECK(bodies["https://bucket.example.com/shared/" + std::to_string(f)] == expected);
+  }
+  CHECK(store.open_files() == 0);
 }
 
 // clang-format off

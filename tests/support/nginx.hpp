@@ -8,10 +8,11 @@
 //
 // Locations: /files/ (WebDAV PUT, any size), /fail503/, /fail403/,
 // /flaky/ (PUT like /files/, but 503 while set_flaky_down(true)), and
-// /redirect/ (302 to /files/x). The https listener uses a self-signed
-// certificate for 127.0.0.1, localhost and this machine's host name, generated
-// with the openssl command; ca_file() is that certificate. Without
-// /usr/bin/openssl there is no https listener (tls_port() is 0).
+// /redirect/ (302 to /files/x), /redirect301/, /redirect307/, /redirect308/.
+// The https listener uses a self-signed certificate for 127.0.0.1, localhost
+// and this machine's host name, generated with the openssl command; ca_file()
+// is that certificate. Without /usr/bin/openssl there is no https listener
+// (tls_port() is 0). Nginx(cert, key) serves https with a given certificate.
 #pragma once
 
 #include <arpa/inet.h>
@@ -55,9 +56,31 @@ class Nginx {
   static constexpr const char* openssl = "/usr/bin/openssl";
 
   Nginx() : dir_("filebuilder-nginx") {
+    make_directories();
+    make_certificate();
+    start();
+  }
+  /// An https listener with the given certificate (chain) and key, PEM,
+  /// instead of a self-signed one.
+  Nginx(const std::filesystem::path& certificate, const std::filesystem::path& key)
+      : dir_("filebuilder-nginx") {
+    make_directories();
+    std::filesystem::copy_file(certificate, dir_ / "cert.pem");
+    std::filesystem::copy_file(key, dir_ / "key.pem");
+    has_tls_ = true;
+    start();
+  }
+  ~Nginx() = default;
+  Nginx(const Nginx&) = delete;
+  Nginx& operator=(const Nginx&) = delete;
+
+ private:
+  void make_directories() {
     std::filesystem::create_directories(dir_ / "www/files");
     std::filesystem::create_directories(dir_ / "tmp");
-    make_certificate();
+  }
+
+  void start() {
     std::string last_error;
     for (int attempt = 0; attempt < 8; ++attempt) {
       port_ = free_port();
@@ -78,14 +101,13 @@ class Nginx {
     }
     throw std::runtime_error("nginx did not start:\n" + last_error);
   }
-  ~Nginx() = default;
-  Nginx(const Nginx&) = delete;
-  Nginx& operator=(const Nginx&) = delete;
 
+ public:
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   [[nodiscard]] std::uint16_t tls_port() const noexcept { return tls_port_; }
   [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_.path(); }
-  /// The self-signed certificate of the https listener (empty without openssl).
+  /// The certificate of the https listener: self-signed unless one was given
+  /// (empty without openssl).
   [[nodiscard]] std::filesystem::path ca_file() const {
     return has_tls_ ? dir_ / "cert.pem" : std::filesystem::path{};
   }
@@ -221,6 +243,9 @@ class Nginx {
          << "    location /fail503/ { return 503; }\n"
          << "    location /fail403/ { return 403; }\n"
          << "    location /redirect/ { return 302 http://127.0.0.1:" << port_ << "/files/x; }\n"
+         << "    location /redirect301/ { return 301 http://127.0.0.1:" << port_ << "/files/x; }\n"
+         << "    location /redirect307/ { return 307 http://127.0.0.1:" << port_ << "/files/x; }\n"
+         << "    location /redirect308/ { return 308 http://127.0.0.1:" << port_ << "/files/x; }\n"
          << "  }\n"
          << "}\n";
     if (!conf) throw std::runtime_error("cannot write nginx.conf");

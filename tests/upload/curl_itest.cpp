@@ -18,10 +18,14 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "filebuilder/upload/curl.hpp"
 #include "support/nginx.hpp"
+#include "support/temp_dir.hpp"
+#include "support/tls.hpp"
 
 namespace {
 
@@ -557,4 +561,208 @@ TEST_CASE("upload.curl: the fixture's /flaky/ location answers 503 while down, t
   uploader.upload(std::span<UploadJob>(&up, 1));
   CHECK(up.status == UploadStatus::success);
   CHECK(file_bytes(nginx.stored_file("/flaky/f.bin")) == "abcd");
+}
+
+// --- TLS: verification, extra CAs, the bundle they are added to --------------
+
+namespace {
+
+using filebuilder::test::TestCa;
+
+using TwoCas = filebuilder::test::TwoCaServers;
+
+/// Uploads BODY to /files/NAME on each server in one call; returns the statuses.
+std::vector<UploadStatus> upload_to(CurlUploader& uploader,
+                                    const std::vector<const Nginx*>& servers, PartsBody& body,
+                                    const std::string& name) {
+  std::vector<std::string> urls;
+  for (const Nginx* server : servers) urls.push_back(server->tls_url("/files/" + name));
+  std::vector<UploadJob> jobs;
+  for (const std::string& url : urls) jobs.push_back(job_for(url, body));
+  uploader.upload(jobs);
+  std::vector<UploadStatus> statuses;
+  for (const UploadJob& job : jobs) statuses.push_back(job.status);
+  return statuses;
+}
+
+}  // namespace
+
+TEST_SUITE("upload.curl.tls") {
+  TEST_CASE("ca_file adds its CAs to the bundle's: both are trusted, each alone is not enough") {
+    if (!TestCa::available()) {
+      MESSAGE("skipped: no openssl command to make certificates");
+      return;
+    }
+    TwoCas tls;
+    PartsBody body({"trusted"});
+    const std::vector<const Nginx*> both = {&tls.nginx_a, &tls.nginx_b};
+    // ca_bundle stands in for the system's CA bundle: CA A.
+    SUBCASE("the bundle alone: A's server is trusted, B's is not") {
+      CurlUploaderOptions options = test_options(1);
+      options.ca_bundle = tls.a.cert().string();
+      CurlUploader uploader(std::move(options));
+      CHECK(upload_to(uploader, both, body, "bundle") ==
+            std::vector<UploadStatus>{UploadStatus::success, UploadStatus::retryable});
+    }
+    SUBCASE("the bundle and ca_file: both servers are trusted, in one batch and the next") {
+      CurlUploaderOptions options = test_options(1);
+      options.ca_bundle = tls.a.cert().string();
+      options.ca_file = tls.b.cert().string();
+      CurlUploader uploader(std::move(options));
+      const std::vector<UploadStatus> ok(2, UploadStatus::success);
+      CHECK(upload_to(uploader, both, body, "first") == ok);
+      CHECK(upload_to(uploader, both, body, "second") == ok);
+      CHECK(file_bytes(tls.nginx_a.stored_file("/files/second")) == "trusted");
+      CHECK(file_bytes(tls.nginx_b.stored_file("/files/second")) == "trusted");
+    }
+    SUBCASE("ca_file with libcurl's default bundle: B's server is trusted, A's is not") {
+      CurlUploaderOptions options = test_options(1);
+      options.ca_file = tls.b.cert().string();
+      CurlUploader uploader(std::move(options));
+      CHECK(upload_to(uploader, both, body, "default") ==
+            std::vector<UploadStatus>{UploadStatus::retryable, UploadStatus::success});
+    }
+  }
+
+  TEST_CASE("a certificate for another name is refused even from a trusted CA") {
+    if (!TestCa::available()) {
+      MESSAGE("skipped: no openssl command to make certificates");
+      return;
+    }
+    TwoCas tls;
+    PartsBody body({"x"});
+    CurlUploaderOptions options = test_options(1);
+    options.ca_file = tls.b.cert().string();
+    // other.test resolves to B's server, whose certificate names only 127.0.0.1.
+    const std::string port = std::to_string(tls.nginx_b.tls_port());
+    options.resolve = {"other.test:" + port + ":127.0.0.1"};
+    options.policy.allow({"other.test", std::nullopt});
+    CurlUploader uploader(std::move(options));
+    const std::string by_name = tls.nginx_b.tls_url("/files/n", "other.test");
+    const std::string by_ip = tls.nginx_b.tls_url("/files/ip");
+    std::vector<UploadJob> jobs{job_for(by_name, body), job_for(by_ip, body)};
+    uploader.upload(jobs);
+    CHECK(jobs[0].status == UploadStatus::retryable);
+    CHECK(jobs[0].error == ErrorCode::upload_failed);
+    CHECK(jobs[0].http_status == 0);
+    CHECK(jobs[1].status == UploadStatus::success);
+    CHECK_FALSE(std::filesystem::exists(tls.nginx_b.stored_file("/files/n")));
+  }
+
+  TEST_CASE("a ca_file that cannot be read, or holds no certificate, is refused at construction") {
+    filebuilder::test::TempDir dir("filebuilder-tls");
+    CurlUploaderOptions missing;
+    missing.ca_file = (dir / "missing.pem").string();
+    CHECK_THROWS_WITH_AS(CurlUploader{missing},
+                         ("ca_file: cannot read '" + missing.ca_file + "'").c_str(),
+                         std::runtime_error);
+    std::ofstream(dir / "empty.pem") << "not a certificate\n";
+    CurlUploaderOptions empty;
+    empty.ca_file = (dir / "empty.pem").string();
+    CHECK_THROWS_WITH_AS(CurlUploader{empty},
+                         ("ca_file: no PEM certificate in '" + empty.ca_file + "'").c_str(),
+                         std::runtime_error);
+  }
+}
+
+// --- The address actually connected -----------------------------------------
+
+TEST_SUITE("upload.curl.connected_address") {
+  TEST_CASE("a public-looking name pinned to loopback is refused on the socket, not the text") {
+    Nginx nginx;
+    PartsBody body({"x"});
+    const std::string port = std::to_string(nginx.port());
+    CurlUploaderOptions options = test_options(3);
+    options.policy = {};  // nothing allowed: https to public names only
+    options.resolve = {"rebind.example.com:" + port + ":127.0.0.1"};
+    // The text check lets it through: a name, https.
+    const std::string url = "https://rebind.example.com:" + port + "/files/rebound";
+    REQUIRE(options.policy.check(url) == ErrorCode::ok);
+    CurlUploader uploader(std::move(options));
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    uploader.upload(jobs);
+    CHECK(jobs[0].status == UploadStatus::permanent);
+    CHECK(jobs[0].error == ErrorCode::endpoint_not_allowed);
+    CHECK(jobs[0].message == "connecting to 127.0.0.1 is not allowed");
+    CHECK(jobs[0].attempts == 1);  // permanent: not retried
+    CHECK(jobs[0].http_status == 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(nginx.requests().empty());
+
+    SUBCASE("allow-listing exactly that name opens it (http, any address)") {
+      CurlUploaderOptions allowed = test_options(1);
+      allowed.policy = {};
+      allowed.policy.allow({"rebind.example.com", nginx.port()});
+      allowed.resolve = {"rebind.example.com:" + port + ":127.0.0.1",
+                         "other.example.com:" + port + ":127.0.0.1"};
+      CurlUploader opened(std::move(allowed));
+      const std::string by_name = "http://rebind.example.com:" + port + "/files/by-name";
+      const std::string other = "https://other.example.com:" + port + "/files/other";
+      std::vector<UploadJob> again{job_for(by_name, body), job_for(other, body)};
+      opened.upload(again);
+      CHECK(again[0].status == UploadStatus::success);
+      CHECK(file_bytes(nginx.stored_file("/files/by-name")) == "x");
+      // Another name on the same address is not opened by it.
+      CHECK(again[1].status == UploadStatus::permanent);
+      CHECK(again[1].error == ErrorCode::endpoint_not_allowed);
+      CHECK_FALSE(std::filesystem::exists(nginx.stored_file("/files/other")));
+    }
+  }
+
+  TEST_CASE("every refused range is refused on the socket, IPv6 and IPv4-mapped included") {
+    PartsBody body({"x"});
+    // Nothing listens there: the refusal comes before any connection.
+    const std::vector<std::pair<std::string, std::string>> pinned = {
+        {"metadata.example.com", "169.254.169.254"},
+        {"ten.example.com", "10.1.2.3"},
+        {"cgnat.example.com", "100.64.0.1"},
+        {"private.example.com", "172.16.5.4"},
+        {"home.example.com", "192.168.1.1"},
+        {"zero.example.com", "0.0.0.0"},
+        {"v6.example.com", "[::1]"},
+        {"mapped.example.com", "[::ffff:127.0.0.1]"},
+        {"ula.example.com", "[fd00::1]"},
+        {"link.example.com", "[fe80::1]"}};
+    CurlUploaderOptions options = test_options(2);
+    options.policy = {};
+    for (const auto& [name, address] : pinned) options.resolve.push_back(name + ":443:" + address);
+    CurlUploader uploader(std::move(options));
+    std::vector<UploadJob> jobs;
+    std::vector<std::string> urls;
+    for (const auto& entry : pinned) urls.push_back("https://" + entry.first + "/f");
+    for (const std::string& url : urls) jobs.push_back(job_for(url, body));
+    uploader.upload(jobs);
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      CAPTURE(urls[i]);
+      std::string address = pinned[i].second;
+      if (address.front() == '[') address = address.substr(1, address.size() - 2);
+      CHECK(jobs[i].status == UploadStatus::permanent);
+      CHECK(jobs[i].error == ErrorCode::endpoint_not_allowed);
+      CHECK(jobs[i].message == "connecting to " + address + " is not allowed");
+      CHECK(jobs[i].attempts == 1);
+    }
+  }
+
+  TEST_CASE("redirects of every kind are permanent refusals, never followed") {
+    Nginx nginx;
+    PartsBody body({"x"});
+    CurlUploader uploader(test_options());
+    for (const char* kind : {"/redirect/", "/redirect301/", "/redirect307/", "/redirect308/"}) {
+      const std::string path = std::string(kind) + "a";
+      CAPTURE(path);
+      const std::string url = nginx.url(path);
+      std::vector<UploadJob> jobs{job_for(url, body)};
+      uploader.upload(jobs);
+      CHECK(jobs[0].status == UploadStatus::permanent);
+      CHECK(jobs[0].error == ErrorCode::upload_refused);
+      CHECK(jobs[0].attempts == 1);
+    }
+    const auto log = nginx.requests(4);
+    REQUIRE(log.size() == 4);
+    CHECK(log[0].status == 302);
+    CHECK(log[1].status == 301);
+    CHECK(log[2].status == 307);
+    CHECK(log[3].status == 308);
+    CHECK_FALSE(std::filesystem::exists(nginx.stored_file("/files/x")));
+  }
 }

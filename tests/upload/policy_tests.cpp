@@ -527,3 +527,77 @@ TEST_SUITE("upload.policy") {
     CHECK(valid > 1000);
   }
 }
+
+TEST_CASE("upload.policy: every form the hardening issue lists, with its code") {
+  struct Case {
+    const char* url;
+    ErrorCode expected;
+  };
+  const Case cases[] = {
+      // Loopback in every form a resolver reads, localhost, IPv6 loopback and mapped.
+      {"https://127.0.0.1/", ErrorCode::endpoint_not_allowed},
+      {"https://127.1/", ErrorCode::endpoint_not_allowed},
+      {"https://0x7f.1/", ErrorCode::endpoint_not_allowed},
+      {"https://2130706433/", ErrorCode::endpoint_not_allowed},
+      {"https://0177.0.0.1/", ErrorCode::endpoint_not_allowed},
+      {"https://localhost/", ErrorCode::endpoint_not_allowed},
+      {"https://localhost./", ErrorCode::endpoint_not_allowed},
+      {"https://[::1]/", ErrorCode::endpoint_not_allowed},
+      {"https://[::ffff:127.0.0.1]/", ErrorCode::endpoint_not_allowed},
+      // Unspecified, private, link-local (cloud metadata), carrier-grade NAT.
+      {"https://0.0.0.0/", ErrorCode::endpoint_not_allowed},
+      {"https://10.20.30.40/", ErrorCode::endpoint_not_allowed},
+      {"https://172.16.0.1/", ErrorCode::endpoint_not_allowed},
+      {"https://172.31.255.254/", ErrorCode::endpoint_not_allowed},
+      {"https://192.168.0.10/", ErrorCode::endpoint_not_allowed},
+      {"https://169.254.169.254/latest/meta-data/", ErrorCode::endpoint_not_allowed},
+      {"https://100.64.0.1/", ErrorCode::endpoint_not_allowed},
+      {"https://100.127.0.1/", ErrorCode::endpoint_not_allowed},
+      // IPv6 unique local and link-local.
+      {"https://[fc00::1]/", ErrorCode::endpoint_not_allowed},
+      {"https://[fdff:ffff::1]/", ErrorCode::endpoint_not_allowed},
+      {"https://[fe80::1]/", ErrorCode::endpoint_not_allowed},
+      {"https://[febf::1]/", ErrorCode::endpoint_not_allowed},
+      // Other schemes.
+      {"file:///etc/passwd", ErrorCode::endpoint_scheme},
+      {"gopher://example.com/", ErrorCode::endpoint_scheme},
+      {"ftp://example.com/a", ErrorCode::endpoint_scheme},
+      {"http://example.com/a", ErrorCode::endpoint_scheme},  // http needs the allow-list
+      // Userinfo tricks, whichever side names the real host.
+      {"https://a@127.0.0.1", ErrorCode::endpoint_invalid},
+      {"https://a@127.0.0.1/", ErrorCode::endpoint_invalid},
+      {"https://example.com@127.0.0.1/", ErrorCode::endpoint_invalid},
+      {"https://127.0.0.1@example.com/", ErrorCode::endpoint_invalid},
+      {"https://a:b@example.com/", ErrorCode::endpoint_invalid},
+      {"https://example.com\\@127.0.0.1/", ErrorCode::endpoint_invalid},
+      // And what stays open.
+      {"https://bucket.s3.amazonaws.com/a?X-Amz-Signature=x", ErrorCode::ok},
+      {"https://93.184.216.34/", ErrorCode::ok},
+  };
+  for (const Case& c : cases) {
+    const std::string url = c.url;
+    CAPTURE(url);
+    CHECK(check(url) == c.expected);
+  }
+  // Allow-listing 127.0.0.1 and example.com opens neither userinfo form.
+  EndpointPolicy policy;
+  policy.allow(allowed("127.0.0.1"));
+  policy.allow(allowed("example.com"));
+  for (const char* url :
+       {"https://a@127.0.0.1/", "http://example.com@127.0.0.1/", "http://127.0.0.1@example.com/"}) {
+    const std::string text = url;
+    CAPTURE(text);
+    CHECK(policy.check(url) == ErrorCode::endpoint_invalid);
+  }
+  // The allow-list opens exactly the hosts named, nothing next to them.
+  for (const char* url :
+       {"http://127.0.0.2/", "http://sub.example.com/", "http://example.com.evil.com/",
+        "http://examplexcom/", "http://127.0.0.1.evil.com/"}) {
+    const std::string text = url;
+    CAPTURE(text);
+    CHECK(policy.check(url) == ErrorCode::endpoint_scheme);
+    CHECK_FALSE(policy.host_allowed(filebuilder::parse_url(url).value_unsafe().host, 80));
+  }
+  CHECK(policy.check("http://127.0.0.1:8080/") == ErrorCode::ok);
+  CHECK(policy.check("http://EXAMPLE.com/") == ErrorCode::ok);
+}

@@ -8,13 +8,18 @@
 //
 // What is sent: PUT, Content-Length (never chunked), no Content-Type, no
 // Expect, the body streamed from BodyReader::read_at. Redirects are never
-// followed, proxies are ignored, TLS is verified, and the address actually
-// connected is checked against the EndpointPolicy.
+// followed, proxies are ignored, TLS is verified (ca_file adds CAs to the
+// system's), and the address actually connected is checked against the
+// EndpointPolicy.
 #pragma once
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -48,11 +53,21 @@ struct CurlUploaderOptions {
   std::chrono::milliseconds backoff_base{200};       // the first retry waits up to this
   std::chrono::milliseconds backoff_max{5'000};      // no wait is longer
   long max_host_connections = 8;
-  // A PEM file of extra trusted CAs, empty: none. Given as CURLOPT_CAINFO: it
-  // replaces libcurl's default CA bundle file but not its default CA directory,
-  // so where libcurl has one (Debian: /etc/ssl/certs) the system CAs stay
-  // trusted; with a bundle-only libcurl, only this file is trusted.
+  // A PEM file of CA certificates trusted in addition to the system's (libcurl's
+  // default CA bundle and directory, or ca_bundle): read once by the
+  // constructor, added to each connection's OpenSSL trust store
+  // (CURLOPT_SSL_CTX_FUNCTION). Empty: none. Self-signed endpoints in tests,
+  // private CAs in production.
   std::string ca_file;
+  // A PEM bundle that replaces libcurl's default CA bundle file
+  // (CURLOPT_CAINFO), for a system whose bundle is not where libcurl was built
+  // to look (the Lambda runtime on Amazon Linux runs Debian's libcurl). Empty:
+  // libcurl's default.
+  std::string ca_bundle;
+  // Pinned name resolutions, "HOST:PORT:ADDRESS[,ADDRESS...]" as curl's
+  // --resolve (CURLOPT_RESOLVE), used instead of DNS for those names. For tests
+  // and pinned endpoints; the connected address is still checked.
+  std::vector<std::string> resolve;
 };
 
 namespace detail {
@@ -61,8 +76,10 @@ class CurlState;
 
 class CurlUploader {
  public:
-  /// Throws std::runtime_error when libcurl cannot be initialised. A
-  /// moved-from uploader may only be destroyed or assigned to.
+  /// Throws std::runtime_error when libcurl cannot be initialised, or when
+  /// options.ca_file cannot be read, holds no PEM certificate, or cannot be
+  /// used (a libcurl without OpenSSL). A moved-from uploader may only be
+  /// destroyed or assigned to.
   explicit CurlUploader(CurlUploaderOptions options = {});
   ~CurlUploader();
   CurlUploader(CurlUploader&&) noexcept;
@@ -166,23 +183,52 @@ struct CurlTransfer {
   return same;
 }
 
+struct X509Deleter {
+  void operator()(X509* certificate) const noexcept { X509_free(certificate); }
+};
+using X509Pointer = std::unique_ptr<X509, X509Deleter>;
+
+/// Every certificate of a PEM file (other PEM blocks are skipped). Throws
+/// std::runtime_error when the file cannot be read or holds none.
+[[nodiscard]] inline std::vector<X509Pointer> read_pem_certificates(const std::string& path) {
+  struct BioDeleter {
+    void operator()(BIO* bio) const noexcept { BIO_free(bio); }
+  };
+  const std::unique_ptr<BIO, BioDeleter> bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) {
+    ERR_clear_error();
+    throw std::runtime_error("ca_file: cannot read '" + path + "'");
+  }
+  std::vector<X509Pointer> certificates;
+  while (X509* certificate = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
+    certificates.emplace_back(certificate);
+  ERR_clear_error();  // the end of the file is reported as an error
+  if (certificates.empty())
+    throw std::runtime_error("ca_file: no PEM certificate in '" + path + "'");
+  return certificates;
+}
+
 class CurlState {
  public:
   explicit CurlState(CurlUploaderOptions options) : options_(std::move(options)) {
     if (curl_global() != CURLE_OK) throw std::runtime_error("curl_global_init failed");
+    if (!options_.ca_file.empty()) {
+      extra_cas_ = read_pem_certificates(options_.ca_file);
+      // CURLOPT_SSL_CTX_FUNCTION exists only for some TLS backends (OpenSSL's among them).
+      CURL* probe = curl_easy_init();
+      const bool usable =
+          probe != nullptr &&
+          curl_easy_setopt(probe, CURLOPT_SSL_CTX_FUNCTION, &CurlState::on_ssl_context) == CURLE_OK;
+      if (probe != nullptr) curl_easy_cleanup(probe);
+      if (!usable) throw std::runtime_error("ca_file: this libcurl cannot add CAs (not OpenSSL)");
+    }
     multi_ = curl_multi_init();
     if (multi_ == nullptr) throw std::runtime_error("curl_multi_init failed");
     const long per_host = std::max(1L, options_.max_host_connections);
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, std::max(16L, per_host * 4));
-    for (const char* header : {"Content-Type:", "Expect:"}) {
-      curl_slist* more = curl_slist_append(headers_, header);
-      if (more == nullptr) {
-        cleanup();
-        throw std::runtime_error("curl_slist_append failed");
-      }
-      headers_ = more;
-    }
+    for (const char* header : {"Content-Type:", "Expect:"}) append_or_throw(headers_, header);
+    for (const std::string& entry : options_.resolve) append_or_throw(resolve_, entry.c_str());
     rng_.seed(std::random_device{}());
   }
   ~CurlState() { cleanup(); }
@@ -203,6 +249,17 @@ class CurlState {
     multi_ = nullptr;
     curl_slist_free_all(headers_);
     headers_ = nullptr;
+    curl_slist_free_all(resolve_);
+    resolve_ = nullptr;
+  }
+
+  void append_or_throw(curl_slist*& list, const char* text) {
+    curl_slist* more = curl_slist_append(list, text);
+    if (more == nullptr) {
+      cleanup();
+      throw std::runtime_error("curl_slist_append failed");
+    }
+    list = more;
   }
 
   [[nodiscard]] unsigned max_attempts() const noexcept {
@@ -238,10 +295,13 @@ class CurlState {
   static int on_seek(void* user, curl_off_t offset, int origin);
   static std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user);
   static curl_socket_t on_open_socket(void* user, curlsocktype purpose, curl_sockaddr* address);
+  static CURLcode on_ssl_context(CURL* easy, void* ssl_context, void* user);
 
   CurlUploaderOptions options_;
+  std::vector<X509Pointer> extra_cas_;  // options_.ca_file, read once
   CURLM* multi_ = nullptr;
   curl_slist* headers_ = nullptr;
+  curl_slist* resolve_ = nullptr;  // options_.resolve
   std::vector<CURL*> idle_;
   std::minstd_rand rng_;
 };
@@ -310,6 +370,27 @@ inline curl_socket_t CurlState::on_open_socket(void* user, curlsocktype purpose,
   return socket(address->family, type, address->protocol);
 }
 
+// Adds the extra CAs to the trust store libcurl has just set up (its default
+// bundle and directory, or ca_bundle), so they are trusted besides the system's.
+// libcurl may share one store between connections: adding a certificate that
+// is already there is harmless.
+inline CURLcode CurlState::on_ssl_context(CURL* /*easy*/, void* ssl_context, void* user) {
+  const auto& self = *static_cast<const CurlState*>(user);
+  X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_context));
+  if (store == nullptr) return CURLE_SSL_CERTPROBLEM;
+  for (const X509Pointer& certificate : self.extra_cas_) {
+    if (X509_STORE_add_cert(store, certificate.get()) != 1) {
+      const unsigned long error = ERR_peek_last_error();
+      if (ERR_GET_REASON(error) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+        ERR_clear_error();
+        return CURLE_SSL_CERTPROBLEM;
+      }
+    }
+  }
+  ERR_clear_error();
+  return CURLE_OK;
+}
+
 inline bool CurlState::configure(CurlTransfer& t) {
   CURL* e = t.easy;
   const auto ms = [](std::chrono::milliseconds d) {
@@ -344,11 +425,16 @@ inline bool CurlState::configure(CurlTransfer& t) {
   set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L));
   set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L));
   set(curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)));
-  if (!options_.ca_file.empty()) {
-    set(curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str()));
+  if (!options_.ca_bundle.empty()) {
+    set(curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_bundle.c_str()));
+  }
+  if (!extra_cas_.empty()) {
+    set(curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, &CurlState::on_ssl_context));
+    set(curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, static_cast<void*>(this)));
   }
   set(curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms(options_.connect_timeout)));
   set(curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms(options_.total_timeout)));
+  if (resolve_ != nullptr) set(curl_easy_setopt(e, CURLOPT_RESOLVE, resolve_));
   set(curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &CurlState::on_open_socket));
   set(curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, static_cast<void*>(&t)));
   set(curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L));
@@ -602,6 +688,7 @@ inline const CurlUploaderOptions& CurlUploader::options() const noexcept {
   CurlUploaderOptions options;
   options.policy = policy;
   options.ca_file = config.ca_file;
+  options.ca_bundle = config.ca_bundle;
   options.max_attempts = std::max(1u, config.upload_attempts);
   options.backoff_base = std::chrono::milliseconds(config.retry_backoff_ms);
   options.total_timeout = std::chrono::seconds(config.upload_timeout_seconds);
