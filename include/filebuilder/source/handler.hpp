@@ -173,6 +173,9 @@ class EventHandler {
   struct StreamRecord {
     std::string_view id;    // for logs and dead letters: "shardId-000000000000/4959..."
     std::string_view data;  // the record's bytes, decoded (a KPL aggregate is deaggregated)
+    /// ok, or why the source could not give the bytes (bad_record_data: its
+    /// base64 was broken): the record is rejected with that code.
+    ErrorCode error = ErrorCode::ok;
   };
 
   /// Handles a batch of stream records as one event: deaggregation, the
@@ -194,6 +197,9 @@ class EventHandler {
       stopped = stopped || (stop_now_ && stop_now_());
       if (stopped) {
         reassembler_.add_failed(ErrorCode::deadline, "not processed: stopping");
+        add_user(i, 0, false, false);
+      } else if (records[i].error != ErrorCode::ok) {
+        reassembler_.add_rejected(records[i].error, "the source could not decode the record");
         add_user(i, 0, false, false);
       } else {
         add_record_bytes(i, records_[i].data);
