@@ -53,6 +53,12 @@ enum class ErrorCode : std::uint8_t {
   missing_credentials,      // no credentials source has credentials (or only partial ones)
   credentials_unavailable,  // a configured credentials source failed (unreachable, bad reply)
   signing_failed,           // a request cannot be signed (a header with a line break)
+  // Kinesis.
+  kinesis_error,        // Kinesis refused a request (no such stream, a bad argument, access
+                        // denied) or its reply is unusable: permanent
+  kinesis_unavailable,  // connection error, timeout, HTTP 5xx after the retries: transient
+  throttled,            // ProvisionedThroughputExceeded, LimitExceeded, HTTP 429 after the retries
+  iterator_expired,     // the shard iterator expired: get another from the checkpoint
 };
 
 /// The stable snake_case name of a code, as written in logs and replies.
@@ -89,6 +95,10 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::missing_credentials: return "missing_credentials";
     case ErrorCode::credentials_unavailable: return "credentials_unavailable";
     case ErrorCode::signing_failed: return "signing_failed";
+    case ErrorCode::kinesis_error: return "kinesis_error";
+    case ErrorCode::kinesis_unavailable: return "kinesis_unavailable";
+    case ErrorCode::throttled: return "throttled";
+    case ErrorCode::iterator_expired: return "iterator_expired";
   }
   return "unknown";
 }
@@ -129,6 +139,10 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::missing_credentials: return "no AWS credentials were found";
     case ErrorCode::credentials_unavailable: return "the AWS credentials source failed";
     case ErrorCode::signing_failed: return "the request cannot be signed";
+    case ErrorCode::kinesis_error: return "Kinesis refused the request";
+    case ErrorCode::kinesis_unavailable: return "Kinesis cannot be reached; it will be retried";
+    case ErrorCode::throttled: return "Kinesis throttled the request; it will be retried";
+    case ErrorCode::iterator_expired: return "the shard iterator expired";
   }
   return "unknown error";
 }

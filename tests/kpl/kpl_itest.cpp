@@ -2,16 +2,13 @@
 // aws-kinesis-agg npm package (both directions), and end-to-end runs of the
 // `filebuilder` binary on KPL-aggregated Lambda events against a real nginx.
 //
-// The package is installed once per build tree (npm install --prefix
-// <test binary's directory>/node aws-kinesis-agg@4, under a file lock, as
-// CTest may run several of these at once). Without npm or node on PATH the
+// The package is installed once per build tree (support/npm.hpp: npm install
+// --prefix <test binary's directory>/npm/aws-kinesis-agg aws-kinesis-agg@4,
+// under a file lock, as CTest may run several of these at once). Without npm or node on PATH the
 // tests that need them say so and pass without checking anything.
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <simdjson.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -32,6 +29,7 @@
 #include "filebuilder/split.hpp"
 #include "support/bytes.hpp"
 #include "support/nginx.hpp"
+#include "support/npm.hpp"
 #include "support/run.hpp"
 #include "support/temp_dir.hpp"
 
@@ -48,21 +46,6 @@ using filebuilder::test::RunResult;
 
 // --- node and the package -----------------------------------------------------
 
-std::string find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (true) {
-    const std::size_t colon = dirs.find(':');
-    const std::string dir(dirs.substr(0, colon));
-    if (!dir.empty()) {
-      const std::string candidate = dir + "/" + name;
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
-    if (colon == std::string_view::npos) return {};
-    dirs.remove_prefix(colon + 1);
-  }
-}
-
 struct Node {
   std::string node;         // the node binary
   std::string modules;      // <prefix>/node_modules, holding aws-kinesis-agg
@@ -74,30 +57,10 @@ struct Node {
 /// Finds node and npm, and installs aws-kinesis-agg@4 into the build tree once.
 const Node& node_setup() {
   static const Node setup = [] {
-    Node n;
+    const filebuilder::test::NpmPackage& package =
+        filebuilder::test::npm_package("aws-kinesis-agg", "aws-kinesis-agg@4");
+    Node n{package.node, package.modules, package.skip, {}, package.install_log};
     n.scripts = (fs::path(FILEBUILDER_TEST_DATA_DIR).parent_path() / "kpl").string();
-    n.node = find_in_path("node");
-    const std::string npm = find_in_path("npm");
-    if (n.node.empty() || npm.empty()) {
-      n.skip = "node or npm is not on PATH: the aws-kinesis-agg cross-tests are skipped";
-      return n;
-    }
-    const fs::path prefix = fs::read_symlink("/proc/self/exe").parent_path() / "node";
-    fs::create_directories(prefix);
-    n.modules = (prefix / "node_modules").string();
-    const fs::path marker = prefix / "node_modules" / "aws-kinesis-agg" / "package.json";
-    // One installer at a time; the others wait and then find it installed.
-    const int lock = ::open((prefix / "install.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock >= 0) ::flock(lock, LOCK_EX);
-    if (!fs::exists(marker)) {
-      const RunResult install = run({npm, "install", "--prefix", prefix.string(), "--no-audit",
-                                     "--no-fund", "--loglevel=error", "aws-kinesis-agg@4"},
-                                    {}, std::chrono::minutes(5));
-      if (install.exit_code != 0 || !fs::exists(marker))
-        n.install_log = "npm install aws-kinesis-agg@4 failed (exit " +
-                        std::to_string(install.exit_code) + "):\n" + install.out + install.err;
-    }
-    if (lock >= 0) ::close(lock);  // releases the lock
     return n;
   }();
   return setup;

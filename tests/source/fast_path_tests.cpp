@@ -389,8 +389,8 @@ TEST_CASE("fast path: taken for plain documents, refused for the rest") {
   std::vector<source::EnvelopeRecord> records;
   source::DecodedRecords decoded;
   const std::vector<std::string> chunks = three_chunks();
-  REQUIRE(source::read_plain_event(kinesis_event(chunks), records, decoded) ==
-          source::PlainEvent::kinesis);
+  const std::string kinesis = kinesis_event(chunks);  // the records are views into it
+  REQUIRE(source::read_plain_event(kinesis, records, decoded) == source::PlainEvent::kinesis);
   REQUIRE(records.size() == 4);
   REQUIRE(decoded.spans.size() == 4);
   for (std::size_t i = 0; i < chunks.size(); ++i) {
@@ -399,8 +399,8 @@ TEST_CASE("fast path: taken for plain documents, refused for the rest") {
     CHECK(records[i].data == b64(chunks[i]));
     CHECK(decoded.of(i) == chunks[i]);
   }
-  REQUIRE(source::read_plain_event(firehose_event(chunks), records, decoded) ==
-          source::PlainEvent::firehose);
+  const std::string firehose = firehose_event(chunks);
+  REQUIRE(source::read_plain_event(firehose, records, decoded) == source::PlainEvent::firehose);
   CHECK(records.size() == 4);
   CHECK(records[3].id == "r3");
   CHECK(decoded.of(3) == chunks[3]);
@@ -415,7 +415,8 @@ TEST_CASE("fast path: taken for plain documents, refused for the rest") {
   Chunk chunk;
   std::string part;
   std::size_t size = 0;
-  REQUIRE(ChunkParser::parse_plain(chunk_record(7, 9, "bytes!"), 100, chunk, part, size));
+  const std::string record = chunk_record(7, 9, "bytes!");  // the chunk's views point into it
+  REQUIRE(ChunkParser::parse_plain(record, 100, chunk, part, size));
   CHECK(chunk.put_endpoint == endpoint);
   CHECK(chunk.partition == 7);
   CHECK(chunk.partition_count == 9);

@@ -30,6 +30,21 @@ inline std::atomic<std::uint64_t> allocation_count{0};
 [[gnu::noinline]] void* operator new[](std::size_t size) {
   return operator new(size);
 }
+// The nothrow forms too (simdjson uses them): every form freed by the
+// operator delete below must allocate here, or a sanitizer sees a mismatch.
+[[gnu::noinline]] void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  filebuilder::test::allocation_count.fetch_add(1, std::memory_order_relaxed);
+  return std::malloc(size == 0 ? 1 : size);
+}
+[[gnu::noinline]] void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
+  return operator new(size, tag);
+}
+[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
 [[gnu::noinline]] void operator delete(void* p) noexcept {
   std::free(p);
 }

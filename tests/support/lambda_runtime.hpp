@@ -49,6 +49,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/http_request.hpp"
+
 namespace filebuilder::test {
 
 class FakeRuntimeApi {
@@ -62,17 +64,7 @@ class FakeRuntimeApi {
   };
 
   /// One request as received. Header names are lower-cased.
-  struct Request {
-    std::string method;
-    std::string path;
-    std::map<std::string, std::string> headers;
-    std::string body;
-
-    [[nodiscard]] std::string header(const std::string& lower_name) const {
-      const auto it = headers.find(lower_name);
-      return it == headers.end() ? std::string() : it->second;
-    }
-  };
+  using Request = RecordedRequest;
 
   /// What /next handed out: the request id and the deadline header sent.
   struct Served {

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 
 namespace filebuilder::test {
 
@@ -40,6 +42,23 @@ inline bool accepts_connections(std::uint16_t port) {
   const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
   ::close(fd);
   return ok;
+}
+
+/// Starts a server on a free port: sets `port` to one and calls launch() (true
+/// once the server answers); on failure, again on another port (8 tries in
+/// all) as long as log() says the port was taken meanwhile (`port_taken`).
+/// Throws std::runtime_error with the last log.
+template <typename Launch, typename Log>
+void start_on_free_port(const std::string& name, std::uint16_t& port, std::string_view port_taken,
+                        Launch&& launch, Log&& log) {
+  std::string last_log;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    port = free_port();
+    if (launch()) return;
+    last_log = log();
+    if (last_log.find(port_taken) == std::string::npos) break;
+  }
+  throw std::runtime_error(name + " did not start:\n" + last_log);
 }
 
 }  // namespace filebuilder::test

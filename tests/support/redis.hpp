@@ -59,15 +59,14 @@ class RedisServer {
 
   explicit RedisServer(RedisServerOptions options = {})
       : options_(std::move(options)), dir_("filebuilder-redis") {
-    std::string last_log;
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      port_ = free_port();
-      if (launch()) return;
-      last_log = log();
-      process_.reset();
-      if (last_log.find("Address already in use") == std::string::npos) break;
-    }
-    throw std::runtime_error("redis-server did not start:\n" + last_log);
+    start_on_free_port(
+        "redis-server", port_, "Address already in use",
+        [this] {
+          if (launch()) return true;
+          process_.reset();
+          return false;
+        },
+        [this] { return log(); });
   }
   ~RedisServer() = default;
   RedisServer(const RedisServer&) = delete;

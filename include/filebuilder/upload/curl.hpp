@@ -40,6 +40,7 @@
 
 #include "filebuilder/concepts.hpp"
 #include "filebuilder/config.hpp"
+#include "filebuilder/detail/backoff.hpp"
 #include "filebuilder/error.hpp"
 #include "filebuilder/upload/policy.hpp"
 
@@ -108,6 +109,24 @@ namespace detail {
 [[nodiscard]] inline CURLcode curl_global() noexcept {
   static const CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
   return code;
+}
+
+/// What every libcurl request of the library sets: redirects are never
+/// followed, only http and https are spoken, no proxy is used (whatever the
+/// environment says), no signals. False when libcurl refused one of them.
+[[nodiscard]] inline bool curl_set_safe_defaults(CURL* easy) noexcept {
+  bool ok = curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075500
+  ok = curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK && ok;
+#else
+  ok = curl_easy_setopt(easy, CURLOPT_PROTOCOLS,
+                        static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS)) == CURLE_OK &&
+       ok;
+#endif
+  ok = curl_easy_setopt(easy, CURLOPT_PROXY, "") == CURLE_OK && ok;
+  ok = curl_easy_setopt(easy, CURLOPT_NOPROXY, "*") == CURLE_OK && ok;
+  ok = curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK && ok;
+  return ok;
 }
 
 /// What a finished attempt means for its job.
@@ -402,7 +421,7 @@ inline bool CurlState::configure(CurlTransfer& t) {
   set(curl_easy_setopt(e, CURLOPT_URL, t.url.c_str()));
   set(curl_easy_setopt(e, CURLOPT_PRIVATE, static_cast<void*>(&t)));
   set(curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buffer));
-  set(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
+  ok = curl_set_safe_defaults(e) && ok;
   set(curl_easy_setopt(e, CURLOPT_UPLOAD, 1L));
   set(curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(t.job->body->size())));
   set(curl_easy_setopt(e, CURLOPT_READFUNCTION, &CurlState::on_read));
@@ -412,16 +431,12 @@ inline bool CurlState::configure(CurlTransfer& t) {
   set(curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &CurlState::on_write));
   set(curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_));
   set(curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L));  // a signed path is sent as signed
-  set(curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L));
 #if LIBCURL_VERSION_NUM >= 0x075500
-  set(curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https"));
   set(curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
 #else
-  set(curl_easy_setopt(e, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS)));
   set(curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS,
                        static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS)));
 #endif
-  set(curl_easy_setopt(e, CURLOPT_NOPROXY, "*"));
   set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L));
   set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L));
   set(curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)));
@@ -461,18 +476,7 @@ inline bool CurlState::start(CurlTransfer& t) {
 }
 
 inline std::chrono::milliseconds CurlState::backoff(unsigned attempts) {
-  using std::chrono::milliseconds;
-  const auto base = std::max<milliseconds::rep>(0, options_.backoff_base.count());
-  const auto cap = std::max<milliseconds::rep>(0, options_.backoff_max.count());
-  // base * 2^(attempts - 1), saturating at cap.
-  milliseconds::rep ceiling = base;
-  for (unsigned i = 1; i < attempts && ceiling < cap; ++i) {
-    ceiling = ceiling > cap / 2 ? cap : ceiling * 2;
-  }
-  ceiling = std::min(ceiling, cap);
-  if (ceiling <= 0) return milliseconds{0};
-  std::uniform_int_distribution<milliseconds::rep> jitter(0, ceiling);
-  return milliseconds{jitter(rng_)};
+  return full_jitter_backoff(options_.backoff_base, options_.backoff_max, attempts, rng_);
 }
 
 inline void CurlState::retry_or_fail(CurlTransfer& t, std::string message, curl_off_t retry_after_s,
