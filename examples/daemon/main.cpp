@@ -106,7 +106,8 @@ int run_kinesis(Store& store, Handler& handler, Logger& logger, const KinesisCom
 }
 
 template <StateStore Store>
-int run_with(Store& store, Mode mode, const Config& config, adapter::Setup& setup, Logger& logger) {
+int run_with(Store& store, Mode mode, const Config& config, adapter::Setup& setup, Logger& logger,
+             const KinesisCommand& kinesis) {
   std::string error;
   std::optional<CurlUploader> made = adapter::make_uploader(config, setup.policy, error);
   if (!made) return usage_error(error);
@@ -136,7 +137,8 @@ int run(Mode mode, const Config& config, const KinesisCommand& kinesis = {}) {
   Logger logger(setup.level);
   std::string error;
   const int status = with_store(
-      config, [&](auto& store) { return run_with(store, mode, config, setup, logger); }, -1, error);
+      config, [&](auto& store) { return run_with(store, mode, config, setup, logger, kinesis); },
+      -1, error);
   return status == -1 ? usage_error(error) : status;
 }
 
