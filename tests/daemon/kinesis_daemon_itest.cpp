@@ -239,7 +239,8 @@ TEST_CASE("filebuilderd kinesis: a failed upload holds the checkpoint; a rerun h
                                           std::chrono::seconds(120));
   CAPTURE(run2.err);
   CHECK(run2.exit_code == 0);
-  CHECK(summary_of(run2.out)["failed"] == 0);
+  std::map<std::string, long> summary = summary_of(run2.out);
+  CHECK(summary["failed"] == 0);
   check_delivered(nginx, files, requests_before);
 }
 
