@@ -209,3 +209,11 @@ TEST_CASE("claim_pending takes due pending files once, oldest first, within max"
 // clang-format off
 FILEBUILDER_STORE_CONFORMANCE("memory", [] { return std::make_unique<MemoryStore>(); })
 // clang-format on
+
+namespace {
+struct MemoryCheckpoints {
+  static auto make() { return std::make_unique<MemoryStore>(); }
+};
+}  // namespace
+TYPE_TO_STRING_AS("memory", MemoryCheckpoints);
+FILEBUILDER_CHECKPOINT_CONFORMANCE(MemoryCheckpoints);
