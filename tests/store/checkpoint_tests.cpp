@@ -1,5 +1,6 @@
 // Checkpoint's order and checks (concepts.hpp), which every CheckpointStore keeps.
 #include "filebuilder/concepts.hpp"
+#include "filebuilder/detail/checkpoint.hpp"
 
 #include "support/discard_store.hpp"
 
@@ -49,4 +50,28 @@ TEST_CASE("checkpoints: what a valid sequence number and name are") {
         ErrorCode::invalid_checkpoint);
   CHECK(check_checkpoint("stream", "shard", Checkpoint{"1", 0, false}) == ErrorCode::ok);
   CHECK(error_code_name(ErrorCode::invalid_checkpoint) == "invalid_checkpoint");
+}
+
+TEST_CASE("checkpoints: the text form durable stores keep reads back exactly, and only that") {
+  for (const Checkpoint& checkpoint :
+       {Checkpoint{"0", 0, false},
+        Checkpoint{"49590338271490256608559692538361571095921575989136588898", 3, false},
+        Checkpoint{std::string(128, '9'), UINT64_MAX, false}, Checkpoint{"", 0, true},
+        Checkpoint{"12", 1, true}}) {
+    const std::string text = detail::format_checkpoint(checkpoint);
+    CAPTURE(text);
+    Checkpoint back{"junk", 9, false};
+    REQUIRE(detail::parse_checkpoint(text, back));
+    CHECK(back == checkpoint);
+  }
+  CHECK(detail::format_checkpoint(Checkpoint{"123", 45, false}) == "0 123 45");
+  CHECK(detail::format_checkpoint(Checkpoint{"", 0, true}) == "1  0");
+  for (const char* bad : {"", "0", "0 1", "0 1 ", "0  0", "2 1 0", "0 01 0", "0 1 01", "0 1 -1",
+                          "0 1 18446744073709551616", "0 1 0 ", " 0 1 0", "0 1 0\n", "0 1a 0",
+                          "01 1 0", "0 1  0", "1 0 x"}) {
+    CAPTURE(bad);
+    Checkpoint out{"kept", 1, false};
+    CHECK_FALSE(detail::parse_checkpoint(bad, out));
+    CHECK(out == Checkpoint{"kept", 1, false});  // untouched
+  }
 }
