@@ -259,13 +259,12 @@ struct StringMaker<filebuilder::Checkpoint> {
 };
 }  // namespace doctest
 
-TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: absent is nullopt, then a save loads back", F,
-                          fb_checkpoints_round_trip) {
-  using namespace filebuilder;
-  using namespace filebuilder::test::checkpoints;
-  auto owner = F::make();
-  auto& store = *owner;
-  const std::string stream = test::conformance::unique_endpoint("checkpoints-round-trip");
+namespace filebuilder::test::checkpoints {
+
+// The cases: each gets a fresh store and a stream name of its own.
+
+template <CheckpointStore S>
+void round_trip(S& store, const std::string& stream) {
   CHECK(load(store, stream, "shardId-000000000000") == std::nullopt);
   CHECK(list(store, stream).empty());
 
@@ -290,13 +289,8 @@ TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: absent is nullopt, then a sav
   CHECK(load(store, stream, "shardId-000000000003") == zero);
 }
 
-TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: never backwards, numbers compared as numbers", F,
-                          fb_checkpoints_never_backwards) {
-  using namespace filebuilder;
-  using namespace filebuilder::test::checkpoints;
-  auto owner = F::make();
-  auto& store = *owner;
-  const std::string stream = test::conformance::unique_endpoint("checkpoints-backwards");
+template <CheckpointStore S>
+void never_backwards(S& store, const std::string& stream) {
   const auto save = [&](std::string_view shard, const Checkpoint& checkpoint) {
     CHECK(store.save_checkpoint(stream, shard, checkpoint) == ErrorCode::ok);  // ignored is ok
   };
@@ -342,13 +336,8 @@ TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: never backwards, numbers comp
   CHECK(load(store, stream, "f") == at(high));
 }
 
-TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: a shard end is final", F,
-                          fb_checkpoints_shard_end) {
-  using namespace filebuilder;
-  using namespace filebuilder::test::checkpoints;
-  auto owner = F::make();
-  auto& store = *owner;
-  const std::string stream = test::conformance::unique_endpoint("checkpoints-shard-end");
+template <CheckpointStore S>
+void shard_end_is_final(S& store, const std::string& stream) {
   REQUIRE(store.save_checkpoint(stream, "parent", at(sequence(3))) == ErrorCode::ok);
   REQUIRE(store.save_checkpoint(stream, "parent", shard_end(sequence(3))) == ErrorCode::ok);
   CHECK(load(store, stream, "parent") == shard_end(sequence(3)));
@@ -370,13 +359,8 @@ TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: a shard end is final", F,
   CHECK(load(store, stream, "empty") == shard_end(sequence(1)));
 }
 
-TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: malformed names and numbers are refused", F,
-                          fb_checkpoints_invalid) {
-  using namespace filebuilder;
-  using namespace filebuilder::test::checkpoints;
-  auto owner = F::make();
-  auto& store = *owner;
-  const std::string stream = test::conformance::unique_endpoint("checkpoints-invalid");
+template <CheckpointStore S>
+void malformed_refused(S& store, const std::string& stream) {
   const std::vector<std::string> bad = {"",
                                         "0123",
                                         "00",
@@ -420,39 +404,31 @@ TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: malformed names and numbers a
   CHECK(load(store, long_stream, "shard") == at("1"));
 }
 
-TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: streams and shards are apart, whatever names", F,
-                          fb_checkpoints_isolated) {
-  using namespace filebuilder;
-  using namespace filebuilder::test::checkpoints;
-  auto owner = F::make();
-  auto& store = *owner;
+template <CheckpointStore S>
+void isolated(S& store, const std::string& stream) {
   // Names that would be paths, keys or lines if a store trusted them.
-  const std::string hex64(64, 'a');
-  const std::vector<std::string> shards = {"shardId-000000000000",
-                                           "shardId-000000000001",
-                                           "a/b",
-                                           "../../../../etc/passwd",
-                                           "..",
-                                           ".",
-                                           "/",
-                                           "dir/",
-                                           "with space",
-                                           "new\nline",
-                                           "tab\there",
-                                           "\x01\x02\x7f",
-                                           "\xff\xfe",
-                                           "\xe6\x97\xa5\xe6\x9c\xac",
-                                           std::string(256, 's'),
-                                           hex64,
-                                           hex64 + ".lock",
-                                           "lock",
-                                           "c:x",
-                                           "1 2 3",
-                                           "filebuilder-checkpoint 1\n"};
-  const std::string a = test::conformance::unique_endpoint("checkpoints-a/../..");
-  const std::string b =
-      test::conformance::unique_endpoint("checkpoints-b\n") + std::string(200, 'b');
-  const std::string never = test::conformance::unique_endpoint("checkpoints-none");
+  std::vector<std::string> shards = {"shardId-000000000000",
+                                     "shardId-000000000001",
+                                     "a/b",
+                                     "../../../../etc/passwd",
+                                     "..",
+                                     ".",
+                                     "/",
+                                     "dir/",
+                                     "with space",
+                                     "tab\there",
+                                     "\x01\x02\x7f",
+                                     "\xff\xfe",
+                                     "\xe6\x97\xa5\xe6\x9c\xac",
+                                     "lock",
+                                     "c:x",
+                                     "1 2 3"};
+  const std::string hex64(64, 'a');  // a SHA-256's length, and its lock file's name
+  shards.insert(shards.end(),
+                {std::string(256, 's'), hex64, hex64 + ".lock", std::string("new\nline"),
+                 std::string("filebuilder-checkpoint 1\n")});
+  const std::string a = stream + "/../..", b = stream + "\n" + std::string(200, 'b');
+  const std::string never = stream + "-none";
   for (std::size_t i = 0; i < shards.size(); ++i) {
     CAPTURE(i);
     REQUIRE(store.save_checkpoint(a, shards[i], at(std::to_string(100 + i))) == ErrorCode::ok);
@@ -478,13 +454,8 @@ TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: streams and shards are apart,
   CHECK(list(store, a.substr(0, a.size() - 1)).empty());  // a prefix is another stream
 }
 
-TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: threads racing saves end at the greatest", F,
-                          fb_checkpoints_racing) {
-  using namespace filebuilder;
-  using namespace filebuilder::test::checkpoints;
-  auto owner = F::make();
-  auto& store = *owner;
-  const std::string stream = test::conformance::unique_endpoint("checkpoints-racing");
+template <CheckpointStore S>
+void concurrent_saves(S& store, const std::string& stream) {
   constexpr int threads = 4;
   constexpr std::uint64_t saves = 60;
   std::atomic<int> errors{0}, backwards{0}, writing{threads};
@@ -521,14 +492,32 @@ TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: threads racing saves end at t
   CHECK(load(store, stream, "shard") == at(sequence((saves - 1) / 2), UINT64_MAX));
 }
 
-/// Defines the checkpoint conformance test cases for FIXTURE (see above).
-#define FILEBUILDER_CHECKPOINT_CONFORMANCE(FIXTURE)                   \
-  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_round_trip, FIXTURE);      \
-  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_never_backwards, FIXTURE); \
-  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_shard_end, FIXTURE);       \
-  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_invalid, FIXTURE);         \
-  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_isolated, FIXTURE);        \
-  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_racing, FIXTURE)
+}  // namespace filebuilder::test::checkpoints
+
+#define FILEBUILDER_CHECKPOINT_CASE(NAME, CHECK_FN)                                           \
+  TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: " NAME, F, fb_checkpoints_##CHECK_FN) {  \
+    auto store = F::make();                                                                   \
+    ::filebuilder::test::checkpoints::CHECK_FN(                                               \
+        *store, ::filebuilder::test::conformance::unique_endpoint("checkpoints-" #CHECK_FN)); \
+  }
+
+FILEBUILDER_CHECKPOINT_CASE("absent is nullopt, then a save loads back", round_trip)
+FILEBUILDER_CHECKPOINT_CASE("never backwards, numbers compared as numbers", never_backwards)
+FILEBUILDER_CHECKPOINT_CASE("a shard end is final", shard_end_is_final)
+FILEBUILDER_CHECKPOINT_CASE("malformed names and numbers are refused", malformed_refused)
+FILEBUILDER_CHECKPOINT_CASE("streams and shards are apart, whatever names", isolated)
+FILEBUILDER_CHECKPOINT_CASE("concurrent saves from threads end at the greatest", concurrent_saves)
+
+/// Defines the checkpoint conformance test cases for FIXTURE, named NAME in
+/// the test names ("...<NAME>"). At namespace scope (see above).
+#define FILEBUILDER_CHECKPOINT_CONFORMANCE(NAME, FIXTURE)                \
+  TYPE_TO_STRING_AS(NAME, FIXTURE);                                      \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_round_trip, FIXTURE);         \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_never_backwards, FIXTURE);    \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_shard_end_is_final, FIXTURE); \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_malformed_refused, FIXTURE);  \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_isolated, FIXTURE);           \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_concurrent_saves, FIXTURE)
 
 #define FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, CHECK_FN) \
   TEST_CASE("store conformance (" NAME "): " #CHECK_FN) {           \

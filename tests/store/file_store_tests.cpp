@@ -499,19 +499,11 @@ namespace {
 struct FileCheckpoints {
   static TempStore make() { return TempStore(); }
 };
-
-using test::checkpoints::at;
-using test::checkpoints::sequence;
-
-std::optional<Checkpoint> loaded(FileStore& store, std::string_view stream,
-                                 std::string_view shard) {
-  return test::checkpoints::load(store, stream, shard);
-}
-
 }  // namespace
 
-TYPE_TO_STRING_AS("file", FileCheckpoints);
-FILEBUILDER_CHECKPOINT_CONFORMANCE(FileCheckpoints);
+FILEBUILDER_CHECKPOINT_CONFORMANCE("file", FileCheckpoints);
+
+using namespace test::checkpoints;  // at, sequence, load, list
 
 TEST_CASE("file store: checkpoint layout: checkpoints/<sha256 of stream>/<sha256 of shard>") {
   TempStore store;
@@ -536,7 +528,7 @@ TEST_CASE("file store: checkpoint layout: checkpoints/<sha256 of stream>/<sha256
   CHECK(read_file(file) == "filebuilder-checkpoint 1\n1  0\n12 21\n" + stream + shard);
   // Checkpoints never expire, however old.
   (void)store->expire(Clock::now() + std::chrono::hours(24 * 365));
-  CHECK(loaded(*store, stream, shard) == Checkpoint{"", 0, true});
+  CHECK(load(*store, stream, shard) == Checkpoint{"", 0, true});
 }
 
 TEST_CASE("file store: checkpoints survive reopening the store") {
@@ -548,14 +540,14 @@ TEST_CASE("file store: checkpoints survive reopening the store") {
 
   FileStore reopened(with_directory({}, store.root()));
   REQUIRE(reopened.open() == ErrorCode::ok);
-  CHECK(loaded(reopened, "stream", "shard-1") == at(sequence(10), 3));
-  CHECK(test::checkpoints::list(reopened, "stream") ==
+  CHECK(load(reopened, "stream", "shard-1") == at(sequence(10), 3));
+  CHECK(list(reopened, "stream") ==
         std::vector<ShardCheckpoint>{{"shard-1", at(sequence(10), 3)},
                                      {"shard-2", Checkpoint{sequence(4), 0, true}}});
-  CHECK(loaded(reopened, "other", "shard-1") == at("1"));
+  CHECK(load(reopened, "other", "shard-1") == at("1"));
   // Never backwards holds across objects too.
   CHECK(reopened.save_checkpoint("stream", "shard-1", at(sequence(9))) == ErrorCode::ok);
-  CHECK(loaded(*store, "stream", "shard-1") == at(sequence(10), 3));
+  CHECK(load(*store, "stream", "shard-1") == at(sequence(10), 3));
 
   FileStore unopened(with_directory({}, store.root()));
   CHECK(unopened.load_checkpoint("stream", "shard-1").error() == ErrorCode::store_unavailable);
@@ -570,15 +562,14 @@ TEST_CASE("file store: a crash between the temp write and the rename leaves the 
   // further checkpoint under tmp/, and maybe its lock file (there already).
   write_file(store.root() / "tmp" / ".tmp-99999-deadbeef-0",
              detail::file_store::format_checkpoint_file("stream", "shard", at(sequence(2))));
-  CHECK(loaded(*store, "stream", "shard") == at(sequence(1)));
+  CHECK(load(*store, "stream", "shard") == at(sequence(1)));
   FileStore restarted(with_directory({}, store.root()));
   REQUIRE(restarted.open() == ErrorCode::ok);
-  CHECK(loaded(restarted, "stream", "shard") == at(sequence(1)));
-  CHECK(test::checkpoints::list(restarted, "stream") ==
-        std::vector<ShardCheckpoint>{{"shard", at(sequence(1))}});
+  CHECK(load(restarted, "stream", "shard") == at(sequence(1)));
+  CHECK(list(restarted, "stream") == std::vector<ShardCheckpoint>{{"shard", at(sequence(1))}});
   // The lock is free: the next save goes through.
   REQUIRE(restarted.save_checkpoint("stream", "shard", at(sequence(3))) == ErrorCode::ok);
-  CHECK(loaded(*store, "stream", "shard") == at(sequence(3)));
+  CHECK(load(*store, "stream", "shard") == at(sequence(3)));
 }
 
 TEST_CASE(
@@ -601,8 +592,8 @@ TEST_CASE(
   }
   // It holds no position to keep: any valid save replaces it.
   REQUIRE(store->save_checkpoint("stream", "shard", at(sequence(2))) == ErrorCode::ok);
-  CHECK(loaded(*store, "stream", "shard") == at(sequence(2)));
-  CHECK(test::checkpoints::list(*store, "stream").size() == 2);
+  CHECK(load(*store, "stream", "shard") == at(sequence(2)));
+  CHECK(list(*store, "stream").size() == 2);
 }
 
 TEST_CASE("file store: two processes racing checkpoint saves end at the greatest, never behind") {
@@ -636,5 +627,5 @@ TEST_CASE("file store: two processes racing checkpoint saves end at the greatest
     pids.push_back(pid);
   }
   for (pid_t pid : pids) CHECK(exit_code(pid) == 0);
-  CHECK(loaded(*store, "stream", "shard") == at(sequence(2 * saves - 1)));
+  CHECK(load(*store, "stream", "shard") == at(sequence(2 * saves - 1)));
 }

@@ -215,5 +215,4 @@ struct MemoryCheckpoints {
   static auto make() { return std::make_unique<MemoryStore>(); }
 };
 }  // namespace
-TYPE_TO_STRING_AS("memory", MemoryCheckpoints);
-FILEBUILDER_CHECKPOINT_CONFORMANCE(MemoryCheckpoints);
+FILEBUILDER_CHECKPOINT_CONFORMANCE("memory", MemoryCheckpoints);

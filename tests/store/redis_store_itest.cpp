@@ -625,19 +625,11 @@ namespace {
 struct RedisCheckpoints {
   static auto make() { return std::make_unique<RedisStore>(options_for(shared_server())); }
 };
-
-using test::checkpoints::at;
-using test::checkpoints::sequence;
-
-std::optional<Checkpoint> loaded(RedisStore& store, std::string_view stream,
-                                 std::string_view shard) {
-  return test::checkpoints::load(store, stream, shard);
-}
-
 }  // namespace
 
-TYPE_TO_STRING_AS("redis", RedisCheckpoints);
-FILEBUILDER_CHECKPOINT_CONFORMANCE(RedisCheckpoints);
+FILEBUILDER_CHECKPOINT_CONFORMANCE("redis", RedisCheckpoints);
+
+using namespace test::checkpoints;  // at, sequence, load, list
 
 TEST_CASE("redis: checkpoints: one hash per stream, no TTL, kept across objects and restarts") {
   RedisServer server(RedisServerOptions{.append_only = true, .password = {}});
@@ -654,15 +646,15 @@ TEST_CASE("redis: checkpoints: one hash per stream, no TTL, kept across objects 
   CHECK(server.command({"HLEN", key}).integer == 2);
 
   RedisStore other(options_for(server, "fbckpt:"));
-  CHECK(loaded(other, stream, shard) == at(sequence(5), 2));
+  CHECK(load(other, stream, shard) == at(sequence(5), 2));
   server.restart();  // the AOF keeps them; both objects reconnect
-  CHECK(loaded(store, stream, shard) == at(sequence(5), 2));
-  CHECK(loaded(other, stream, "shardId-000000000000") == Checkpoint{"", 0, true});
+  CHECK(load(store, stream, shard) == at(sequence(5), 2));
+  CHECK(load(other, stream, "shardId-000000000000") == Checkpoint{"", 0, true});
   CHECK(other.save_checkpoint(stream, shard, at(sequence(4))) == ErrorCode::ok);  // behind
-  CHECK(loaded(store, stream, shard) == at(sequence(5), 2));
+  CHECK(load(store, stream, shard) == at(sequence(5), 2));
   // Another prefix is another store.
   RedisStore apart(options_for(server, "fbother:"));
-  CHECK(loaded(apart, stream, shard) == std::nullopt);
+  CHECK(load(apart, stream, shard) == std::nullopt);
 }
 
 TEST_CASE("redis: checkpoint calls are store_unavailable while the server is down") {
@@ -675,13 +667,12 @@ TEST_CASE("redis: checkpoint calls are store_unavailable while the server is dow
   CHECK(store.list_checkpoints("stream").error() == ErrorCode::store_unavailable);
   CHECK(store.last_error().find("redis") != std::string::npos);
   server.start();
-  CHECK(loaded(store, "stream", "shard") == at(sequence(7)));  // the failed save changed nothing
+  CHECK(load(store, "stream", "shard") == at(sequence(7)));  // the failed save changed nothing
   CHECK(store.save_checkpoint("stream", "shard", at(sequence(8))) == ErrorCode::ok);
   server.restart();  // noticed by the next call, which reconnects once and runs
   CHECK(store.save_checkpoint("stream", "shard", at(sequence(9))) == ErrorCode::ok);
   server.restart();
-  CHECK(test::checkpoints::list(store, "stream") ==
-        std::vector<ShardCheckpoint>{{"shard", at(sequence(9))}});
+  CHECK(list(store, "stream") == std::vector<ShardCheckpoint>{{"shard", at(sequence(9))}});
 }
 
 TEST_CASE("redis: two store objects racing checkpoint saves end at the greatest, never behind") {
@@ -704,7 +695,7 @@ TEST_CASE("redis: two store objects racing checkpoint saves end at the greatest,
   second.join();
   CHECK(errors == 0);
   RedisStore store(options_for(server, prefix));
-  CHECK(loaded(store, "stream", "shard") == at(sequence(2 * saves - 1), saves - 1));
+  CHECK(load(store, "stream", "shard") == at(sequence(2 * saves - 1), saves - 1));
 }
 
 TEST_CASE("redis: a checkpoint value that does not parse is never guessed, and a save heals it") {
@@ -721,7 +712,7 @@ TEST_CASE("redis: a checkpoint value that does not parse is never guessed, and a
     CHECK(store.list_checkpoints("stream").error() == ErrorCode::store_unavailable);
   }
   REQUIRE(store.save_checkpoint("stream", "shard", at("1")) == ErrorCode::ok);
-  CHECK(loaded(store, "stream", "shard") == at("1"));
+  CHECK(load(store, "stream", "shard") == at("1"));
   // A key of another type under the name: refused by the server, never overwritten.
   REQUIRE(server.command({"DEL", key}).integer == 1);
   REQUIRE(server.command({"SET", key, "x"}).str == "OK");
@@ -738,5 +729,5 @@ TEST_CASE("redis: the checkpoint script runs again through EVAL after SCRIPT FLU
   REQUIRE(server.command({"SCRIPT", "FLUSH"}).str == "OK");
   CHECK(store.save_checkpoint("stream", "shard", at(sequence(2))) == ErrorCode::ok);
   CHECK(store.save_checkpoint("stream", "shard", at(sequence(1))) == ErrorCode::ok);
-  CHECK(loaded(store, "stream", "shard") == at(sequence(2)));
+  CHECK(load(store, "stream", "shard") == at(sequence(2)));
 }
