@@ -206,8 +206,7 @@ void concurrent_writers(S& store) {
 //   struct MemoryCheckpoints {
 //     static auto make() { return std::make_unique<MemoryStore>(); }
 //   };
-//   TYPE_TO_STRING_AS("memory", MemoryCheckpoints);
-//   FILEBUILDER_CHECKPOINT_CONFORMANCE(MemoryCheckpoints);
+//   FILEBUILDER_CHECKPOINT_CONFORMANCE("memory", MemoryCheckpoints);
 //
 // Stream names are unique per test case, so a durable store may be shared.
 
