@@ -210,8 +210,9 @@ inline constexpr std::size_t max_checkpoint_name_bytes = 1024;  // a stream's or
 ///   replaces it).
 /// - A malformed stream, shard (check_checkpoint_name) or checkpoint
 ///   (check_checkpoint) is invalid_checkpoint, and nothing is stored.
-/// - A store that cannot be reached, or holds a checkpoint it cannot read back
-///   (never guessed), is store_unavailable; a full one store_full.
+/// - A store that cannot be reached is store_unavailable; a full one store_full.
+///   A stored checkpoint that cannot be read back is store_unavailable for
+///   load and list (never guessed), and the next save replaces it.
 /// - Checkpoints never expire: expire() leaves them.
 template <typename S>
 concept CheckpointStore = requires(S& store, std::string_view stream, std::string_view shard,
