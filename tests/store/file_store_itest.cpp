@@ -8,6 +8,7 @@
 #include "filebuilder/digest.hpp"
 #include "filebuilder/store/file.hpp"
 
+#include "store/conformance.hpp"
 #include "support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -273,12 +274,6 @@ TEST_CASE("file store crash: children killed at random moments lose and tear not
 
 namespace {
 
-/// "4959" then n, zero-padded to 56 digits.
-std::string sequence_number(std::uint64_t n) {
-  std::string digits = std::to_string(n);
-  return "4959" + std::string(52 - digits.size(), '0') + digits;
-}
-
 /// Saves ascending checkpoints (two shards) from FROM on, and after each
 /// acknowledged save writes its number to LOG, until killed.
 [[noreturn]] void run_checkpoint_child(const std::filesystem::path& dir,
@@ -295,7 +290,7 @@ std::string sequence_number(std::uint64_t n) {
     const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (out < 0) ::_exit(21);
     for (std::uint64_t n = from;; ++n) {
-      const Checkpoint checkpoint{sequence_number(n), n % 3, false};
+      const Checkpoint checkpoint{test::checkpoints::sequence(n), n % 3, false};
       if (store.save_checkpoint("stream", n % 2 == 0 ? "even" : "odd", checkpoint) != ErrorCode::ok)
         ::_exit(22);
       const std::string line = std::to_string(n) + "\n";
@@ -353,7 +348,7 @@ TEST_CASE("file store crash: a checkpoint saver killed at random moments leaves 
       CAPTURE(m);
       // One a child saved, whole; at or past the acknowledged one; at most the
       // one this round's child saved last without logging it yet.
-      CHECK(at == Checkpoint{sequence_number(m), m % 3, false});
+      CHECK(at == Checkpoint{test::checkpoints::sequence(m), m % 3, false});
       CHECK(m % 2 == n % 2);
       CHECK(m >= n);
       CHECK(m <= std::max(from, last_logged + 1));
