@@ -38,6 +38,7 @@ enum class ErrorCode : std::uint8_t {
   partition_count_conflict,  // other partitionCount for a known endpoint
   store_full,                // a store limit (bytes, open files) is reached: transient
   store_unavailable,         // the store cannot be reached: transient
+  invalid_checkpoint,        // a checkpoint's stream, shard or sequence number is malformed
   // Upload.
   upload_failed,   // transient: connection error, timeout, 408, 429, 5xx after retries
   upload_refused,  // permanent: 3xx, other 4xx, refused address
@@ -85,6 +86,7 @@ enum class ErrorCode : std::uint8_t {
     case ErrorCode::partition_count_conflict: return "partition_count_conflict";
     case ErrorCode::store_full: return "store_full";
     case ErrorCode::store_unavailable: return "store_unavailable";
+    case ErrorCode::invalid_checkpoint: return "invalid_checkpoint";
     case ErrorCode::upload_failed: return "upload_failed";
     case ErrorCode::upload_refused: return "upload_refused";
     case ErrorCode::bad_record_data: return "bad_record_data";
@@ -128,6 +130,8 @@ enum class ErrorCode : std::uint8_t {
       return "the file is already known with another partitionCount";
     case ErrorCode::store_full: return "the state store is full";
     case ErrorCode::store_unavailable: return "the state store is unavailable";
+    case ErrorCode::invalid_checkpoint:
+      return "the checkpoint's stream, shard or sequence number is not valid";
     case ErrorCode::upload_failed: return "the upload failed; it will be retried";
     case ErrorCode::upload_refused: return "the upload target refused the file";
     case ErrorCode::bad_record_data: return "the record's data is not valid base64";

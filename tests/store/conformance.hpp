@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -281,6 +282,326 @@ void concurrent_lifecycle(S& store) {
 }
 
 }  // namespace filebuilder::test::conformance
+
+// ===========================================================================
+// CheckpointStore conformance: its own block, separate from the StateStore
+// cases above. Instantiate it in a store's test file with a fixture type whose
+// static make() returns a pointer-like owner of a fresh store:
+//
+//   struct MemoryCheckpoints {
+//     static auto make() { return std::make_unique<MemoryStore>(); }
+//   };
+//   FILEBUILDER_CHECKPOINT_CONFORMANCE("memory", MemoryCheckpoints);
+//
+// Stream names are unique per test case, so a durable store may be shared.
+
+namespace filebuilder::test::checkpoints {
+
+/// A 56-digit sequence number, as Kinesis's: "4959" then n, zero-padded.
+inline std::string sequence(std::uint64_t n) {
+  // Built in place: g++ 12 -O3 warns (-Wrestrict) about "literal" + std::string(n, c).
+  std::string digits(56, '0');
+  digits.replace(0, 4, "4959");
+  const std::string tail = std::to_string(n);
+  digits.replace(digits.size() - tail.size(), tail.size(), tail);
+  return digits;
+}
+
+inline Checkpoint at(std::string sequence_number, std::uint64_t sub_sequence = 0) {
+  return Checkpoint{std::move(sequence_number), sub_sequence, false};
+}
+
+inline Checkpoint shard_end(std::string sequence_number, std::uint64_t sub_sequence = 0) {
+  return Checkpoint{std::move(sequence_number), sub_sequence, true};
+}
+
+template <CheckpointStore S>
+std::optional<Checkpoint> load(S& store, std::string_view stream, std::string_view shard) {
+  Result<std::optional<Checkpoint>> loaded = store.load_checkpoint(stream, shard);
+  REQUIRE(loaded.error() == ErrorCode::ok);
+  return loaded.value_unsafe();
+}
+
+template <CheckpointStore S>
+std::vector<ShardCheckpoint> list(S& store, std::string_view stream) {
+  Result<std::vector<ShardCheckpoint>> listed = store.list_checkpoints(stream);
+  REQUIRE(listed.error() == ErrorCode::ok);
+  return listed.value_unsafe();
+}
+
+}  // namespace filebuilder::test::checkpoints
+
+namespace doctest {
+template <>
+struct StringMaker<filebuilder::Checkpoint> {
+  static String convert(const filebuilder::Checkpoint& checkpoint) {
+    const std::string text = (checkpoint.shard_end ? "shard_end " : "") +
+                             checkpoint.sequence_number + "/" +
+                             std::to_string(checkpoint.sub_sequence);
+    return String(text.c_str());
+  }
+};
+}  // namespace doctest
+
+namespace filebuilder::test::checkpoints {
+
+// The cases: each gets a fresh store and a stream name of its own.
+
+template <CheckpointStore S>
+void round_trip(S& store, const std::string& stream) {
+  CHECK(load(store, stream, "shardId-000000000000") == std::nullopt);
+  CHECK(list(store, stream).empty());
+
+  const Checkpoint first = at(sequence(1));
+  REQUIRE(store.save_checkpoint(stream, "shardId-000000000000", first) == ErrorCode::ok);
+  CHECK(load(store, stream, "shardId-000000000000") == first);
+  CHECK(load(store, stream, "shardId-000000000001") == std::nullopt);
+
+  const Checkpoint kpl = at(sequence(2), 7);  // a user record of an aggregated record
+  REQUIRE(store.save_checkpoint(stream, "shardId-000000000000", kpl) == ErrorCode::ok);
+  CHECK(load(store, stream, "shardId-000000000000") == kpl);
+
+  // The extremes: 128 digits and the largest sub-sequence; a shard end naming no record.
+  const Checkpoint widest = at(std::string(128, '9'), UINT64_MAX);
+  REQUIRE(store.save_checkpoint(stream, "shardId-000000000001", widest) == ErrorCode::ok);
+  CHECK(load(store, stream, "shardId-000000000001") == widest);
+  const Checkpoint ended = shard_end("");
+  REQUIRE(store.save_checkpoint(stream, "shardId-000000000002", ended) == ErrorCode::ok);
+  CHECK(load(store, stream, "shardId-000000000002") == ended);
+  const Checkpoint zero = at("0");
+  REQUIRE(store.save_checkpoint(stream, "shardId-000000000003", zero) == ErrorCode::ok);
+  CHECK(load(store, stream, "shardId-000000000003") == zero);
+}
+
+template <CheckpointStore S>
+void never_backwards(S& store, const std::string& stream) {
+  const auto save = [&](std::string_view shard, const Checkpoint& checkpoint) {
+    CHECK(store.save_checkpoint(stream, shard, checkpoint) == ErrorCode::ok);  // ignored is ok
+  };
+
+  save("a", at(sequence(100), 5));
+  save("a", at(sequence(99), 9));  // an earlier record: ignored
+  CHECK(load(store, stream, "a") == at(sequence(100), 5));
+  save("a", at(sequence(100), 4));  // an earlier user record of the same record
+  CHECK(load(store, stream, "a") == at(sequence(100), 5));
+  save("a", at(sequence(100), 5));  // the same again: idempotent
+  CHECK(load(store, stream, "a") == at(sequence(100), 5));
+  save("a", at(sequence(100), 6));
+  CHECK(load(store, stream, "a") == at(sequence(100), 6));
+  save("a", at(sequence(101)));  // the next record's first user record is past them all
+  CHECK(load(store, stream, "a") == at(sequence(101)));
+
+  // 57 digits are more than 56, whatever the text says.
+  const std::string nines56(56, '9');
+  std::string ten57(57, '0');
+  ten57[0] = '1';
+  save("b", at(nines56));
+  save("b", at(ten57));
+  CHECK(load(store, stream, "b") == at(ten57));
+  save("b", at(nines56));
+  CHECK(load(store, stream, "b") == at(ten57));
+  save("c", at("10"));
+  save("c", at("9"));
+  CHECK(load(store, stream, "c") == at("10"));
+
+  // Sub-sequences beyond a double's 53 bits (Lua numbers): still exact.
+  save("d", at(sequence(7), UINT64_MAX));
+  save("d", at(sequence(7), UINT64_MAX - 1));
+  CHECK(load(store, stream, "d") == at(sequence(7), UINT64_MAX));
+  save("e", at(sequence(7), UINT64_MAX - 1));
+  save("e", at(sequence(7), UINT64_MAX));
+  CHECK(load(store, stream, "e") == at(sequence(7), UINT64_MAX));
+  // Sequence numbers that one double cannot tell apart: 128 digits, the last differs.
+  const std::string high = std::string(127, '8') + "9", low = std::string(127, '8') + "8";
+  save("f", at(low));
+  save("f", at(high));
+  CHECK(load(store, stream, "f") == at(high));
+  save("f", at(low));
+  CHECK(load(store, stream, "f") == at(high));
+}
+
+template <CheckpointStore S>
+void shard_end_is_final(S& store, const std::string& stream) {
+  REQUIRE(store.save_checkpoint(stream, "parent", at(sequence(3))) == ErrorCode::ok);
+  REQUIRE(store.save_checkpoint(stream, "parent", shard_end(sequence(3))) == ErrorCode::ok);
+  CHECK(load(store, stream, "parent") == shard_end(sequence(3)));
+  // A stale reader of the shard, later records, the widest numbers: all behind its end.
+  CHECK(store.save_checkpoint(stream, "parent", at(sequence(2))) == ErrorCode::ok);
+  CHECK(store.save_checkpoint(stream, "parent", at(sequence(4))) == ErrorCode::ok);
+  CHECK(store.save_checkpoint(stream, "parent", at(std::string(128, '9'), UINT64_MAX)) ==
+        ErrorCode::ok);
+  CHECK(load(store, stream, "parent") == shard_end(sequence(3)));
+  CHECK(store.save_checkpoint(stream, "parent", shard_end(sequence(3))) == ErrorCode::ok);
+  CHECK(store.save_checkpoint(stream, "parent", shard_end("")) == ErrorCode::ok);
+  CHECK(load(store, stream, "parent") == shard_end(sequence(3)));
+
+  // A shard ended before any record was handled: only a further end replaces it.
+  REQUIRE(store.save_checkpoint(stream, "empty", shard_end("")) == ErrorCode::ok);
+  CHECK(store.save_checkpoint(stream, "empty", at(sequence(1))) == ErrorCode::ok);
+  CHECK(load(store, stream, "empty") == shard_end(""));
+  CHECK(store.save_checkpoint(stream, "empty", shard_end(sequence(1))) == ErrorCode::ok);
+  CHECK(load(store, stream, "empty") == shard_end(sequence(1)));
+}
+
+template <CheckpointStore S>
+void malformed_refused(S& store, const std::string& stream) {
+  const std::vector<std::string> bad = {"",
+                                        "0123",
+                                        "00",
+                                        "12a4",
+                                        "-1",
+                                        "+1",
+                                        " 1",
+                                        "1 ",
+                                        "1.0",
+                                        "1e9",
+                                        "0x1",
+                                        "\xd9\xa1",
+                                        std::string(129, '1')};
+  for (const std::string& sequence_number : bad) {
+    CAPTURE(sequence_number);
+    CHECK(store.save_checkpoint(stream, "shard", at(sequence_number)) ==
+          ErrorCode::invalid_checkpoint);
+    if (!sequence_number.empty()) {
+      CHECK(store.save_checkpoint(stream, "shard", shard_end(sequence_number)) ==
+            ErrorCode::invalid_checkpoint);
+    }
+  }
+  CHECK(load(store, stream, "shard") == std::nullopt);  // nothing was stored
+
+  const std::string too_long(max_checkpoint_name_bytes + 1, 'n');
+  const std::string longest(max_checkpoint_name_bytes, 'n');
+  for (const std::string& name : {std::string(), too_long}) {
+    CHECK(store.save_checkpoint(stream, name, at("1")) == ErrorCode::invalid_checkpoint);
+    CHECK(store.save_checkpoint(name, "shard", at("1")) == ErrorCode::invalid_checkpoint);
+    CHECK(store.load_checkpoint(stream, name).error() == ErrorCode::invalid_checkpoint);
+    CHECK(store.load_checkpoint(name, "shard").error() == ErrorCode::invalid_checkpoint);
+    CHECK(store.list_checkpoints(name).error() == ErrorCode::invalid_checkpoint);
+  }
+  CHECK(list(store, stream).empty());
+
+  // The limits themselves are fine.
+  REQUIRE(store.save_checkpoint(stream, longest, at(std::string(128, '1'))) == ErrorCode::ok);
+  CHECK(load(store, stream, longest) == at(std::string(128, '1')));
+  const std::string long_stream = longest.substr(0, longest.size() - stream.size()) + stream;
+  REQUIRE(store.save_checkpoint(long_stream, "shard", at("1")) == ErrorCode::ok);
+  CHECK(load(store, long_stream, "shard") == at("1"));
+}
+
+template <CheckpointStore S>
+void isolated(S& store, const std::string& stream) {
+  // Names that would be paths, keys or lines if a store trusted them.
+  std::vector<std::string> shards = {"shardId-000000000000",
+                                     "shardId-000000000001",
+                                     "a/b",
+                                     "../../../../etc/passwd",
+                                     "..",
+                                     ".",
+                                     "/",
+                                     "dir/",
+                                     "with space",
+                                     "tab\there",
+                                     "\x01\x02\x7f",
+                                     "\xff\xfe",
+                                     "\xe6\x97\xa5\xe6\x9c\xac",
+                                     "lock",
+                                     "c:x",
+                                     "1 2 3"};
+  const std::string hex64(64, 'a');  // a SHA-256's length, and its lock file's name
+  shards.insert(shards.end(),
+                {std::string(256, 's'), hex64, hex64 + ".lock", std::string("new\nline"),
+                 std::string("filebuilder-checkpoint 1\n")});
+  const std::string a = stream + "/../..", b = stream + "\n" + std::string(200, 'b');
+  const std::string never = stream + "-none";
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(store.save_checkpoint(a, shards[i], at(std::to_string(100 + i))) == ErrorCode::ok);
+    REQUIRE(store.save_checkpoint(b, shards[i], at(std::to_string(900 + i), i)) == ErrorCode::ok);
+  }
+  std::vector<ShardCheckpoint> expected_a, expected_b;
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    CAPTURE(i);
+    CHECK(load(store, a, shards[i]) == at(std::to_string(100 + i)));
+    CHECK(load(store, b, shards[i]) == at(std::to_string(900 + i), i));
+    CHECK(load(store, never, shards[i]) == std::nullopt);
+    expected_a.emplace_back(shards[i], at(std::to_string(100 + i)));
+    expected_b.emplace_back(shards[i], at(std::to_string(900 + i), i));
+  }
+  const auto by_name = [](const ShardCheckpoint& x, const ShardCheckpoint& y) {
+    return x.first < y.first;
+  };
+  std::sort(expected_a.begin(), expected_a.end(), by_name);
+  std::sort(expected_b.begin(), expected_b.end(), by_name);
+  CHECK(list(store, a) == expected_a);  // sorted by shard name, bytewise
+  CHECK(list(store, b) == expected_b);
+  CHECK(list(store, never).empty());
+  CHECK(list(store, a.substr(0, a.size() - 1)).empty());  // a prefix is another stream
+}
+
+template <CheckpointStore S>
+void concurrent_saves(S& store, const std::string& stream) {
+  constexpr int threads = 4;
+  constexpr std::uint64_t saves = 60;
+  std::atomic<int> errors{0}, backwards{0}, writing{threads};
+  const auto writer = [&](int t) {
+    // Each thread its own order: ascending, descending, interleaved, by stride.
+    for (std::uint64_t i = 0; i < saves; ++i) {
+      std::uint64_t k = i;
+      if (t == 1) k = saves - 1 - i;
+      if (t == 2) k = i % 2 == 0 ? i / 2 : saves - 1 - i / 2;
+      if (t == 3) k = (i * 7) % saves;
+      const Checkpoint checkpoint = at(sequence(k / 2), k % 2 == 0 ? 0 : UINT64_MAX);
+      if (store.save_checkpoint(stream, "shard", checkpoint) != ErrorCode::ok) ++errors;
+    }
+    --writing;
+  };
+  const auto reader = [&] {
+    std::optional<Checkpoint> last;
+    while (writing > 0) {
+      Result<std::optional<Checkpoint>> now = store.load_checkpoint(stream, "shard");
+      if (!now.ok()) {
+        ++errors;
+        continue;
+      }
+      if (last && (!now.value_unsafe() || *now.value_unsafe() < *last)) ++backwards;
+      if (now.value_unsafe()) last = now.value_unsafe();
+    }
+  };
+  std::vector<std::thread> running;
+  running.emplace_back(reader);
+  for (int t = 0; t < threads; ++t) running.emplace_back(writer, t);
+  for (std::thread& thread : running) thread.join();
+  CHECK(errors == 0);
+  CHECK(backwards == 0);
+  CHECK(load(store, stream, "shard") == at(sequence((saves - 1) / 2), UINT64_MAX));
+}
+
+}  // namespace filebuilder::test::checkpoints
+
+#define FILEBUILDER_CHECKPOINT_CASE(NAME, CHECK_FN)                                           \
+  TEST_CASE_TEMPLATE_DEFINE("checkpoint conformance: " NAME, F, fb_checkpoints_##CHECK_FN) {  \
+    auto store = F::make();                                                                   \
+    ::filebuilder::test::checkpoints::CHECK_FN(                                               \
+        *store, ::filebuilder::test::conformance::unique_endpoint("checkpoints-" #CHECK_FN)); \
+  }
+
+FILEBUILDER_CHECKPOINT_CASE("absent is nullopt, then a save loads back", round_trip)
+FILEBUILDER_CHECKPOINT_CASE("never backwards, numbers compared as numbers", never_backwards)
+FILEBUILDER_CHECKPOINT_CASE("a shard end is final", shard_end_is_final)
+FILEBUILDER_CHECKPOINT_CASE("malformed names and numbers are refused", malformed_refused)
+FILEBUILDER_CHECKPOINT_CASE("streams and shards are apart, whatever names", isolated)
+FILEBUILDER_CHECKPOINT_CASE("concurrent saves from threads end at the greatest", concurrent_saves)
+
+/// Defines the checkpoint conformance test cases for FIXTURE, named NAME in
+/// the test names ("...<NAME>"). At namespace scope (see above).
+#define FILEBUILDER_CHECKPOINT_CONFORMANCE(NAME, FIXTURE)                \
+  TYPE_TO_STRING_AS(NAME, FIXTURE);                                      \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_round_trip, FIXTURE);         \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_never_backwards, FIXTURE);    \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_shard_end_is_final, FIXTURE); \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_malformed_refused, FIXTURE);  \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_isolated, FIXTURE);           \
+  TEST_CASE_TEMPLATE_INVOKE(fb_checkpoints_concurrent_saves, FIXTURE)
 
 #define FILEBUILDER_STORE_CONFORMANCE_CASE(NAME, FACTORY, CHECK_FN) \
   TEST_CASE("store conformance (" NAME "): " #CHECK_FN) {           \

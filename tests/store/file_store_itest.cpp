@@ -2,10 +2,13 @@
 // random order, with duplicates) into one directory, "upload" complete files
 // and finish them, and are killed at random moments; a last child runs to the
 // end. Every body handed out must be whole, and no file finished before may be
-// handed out for upload again.
+// handed out for upload again. Then the same for checkpoints: a saver killed
+// at random moments never leaves a torn checkpoint nor one behind a save it
+// was told had succeeded.
 #include "filebuilder/digest.hpp"
 #include "filebuilder/store/file.hpp"
 
+#include "store/conformance.hpp"
 #include "support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -23,6 +26,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -266,4 +270,93 @@ TEST_CASE("file store crash: children killed at random moments lose and tear not
   for (const auto& entry : std::filesystem::directory_iterator(store_dir / "tmp"))
     trash += entry.path().filename().string().starts_with(".trash-") ? 1 : 0;
   CHECK(trash == 0);
+}
+
+namespace {
+
+/// Saves ascending checkpoints (two shards) from FROM on, and after each
+/// acknowledged save writes its number to LOG, until killed.
+[[noreturn]] void run_checkpoint_child(const std::filesystem::path& dir,
+                                       const std::filesystem::path& log, std::uint64_t from) {
+#ifdef __linux__
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+  int code = 0;
+  try {
+    FileStoreOptions options;
+    options.directory = dir;
+    FileStore store(options);
+    if (store.open() != ErrorCode::ok) ::_exit(20);
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (out < 0) ::_exit(21);
+    for (std::uint64_t n = from;; ++n) {
+      const Checkpoint checkpoint{test::checkpoints::sequence(n), n % 3, false};
+      if (store.save_checkpoint("stream", n % 2 == 0 ? "even" : "odd", checkpoint) != ErrorCode::ok)
+        ::_exit(22);
+      const std::string line = std::to_string(n) + "\n";
+      if (::write(out, line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(23);
+    }
+  } catch (...) {
+    code = 24;
+  }
+  ::_exit(code);
+}
+
+}  // namespace
+
+TEST_CASE("file store crash: a checkpoint saver killed at random moments leaves a whole one") {
+  test::TempDir dir("filebuilder-filestore-checkpoint-crash");
+  const std::filesystem::path store_dir = dir / "store", log = dir / "log";
+  std::mt19937_64 random(11);
+  FileStoreOptions options;
+  options.directory = store_dir;
+  std::uint64_t next = 0;
+  int kills = 0;
+  for (int round = 0; round < 30; ++round) {
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    const std::uint64_t from = next;
+    if (pid == 0) run_checkpoint_child(store_dir, log, from);
+    std::this_thread::sleep_for(std::chrono::microseconds(5000 + random() % 45000));
+    ::kill(pid, SIGKILL);
+    const int status = wait_for(pid);
+    INFO("round " << round);
+    REQUIRE(WIFSIGNALED(status));  // the child saves until it is killed
+    ++kills;
+
+    // The last save acknowledged to each shard, by the log.
+    std::map<std::string, std::uint64_t> acknowledged;
+    std::uint64_t last_logged = 0;
+    std::ifstream in(log);
+    for (std::uint64_t n = 0; in >> n; last_logged = n)
+      acknowledged[n % 2 == 0 ? "even" : "odd"] = n;
+    FileStore store(options);
+    REQUIRE(store.open() == ErrorCode::ok);
+    Result<std::vector<ShardCheckpoint>> listed = store.list_checkpoints("stream");
+    REQUIRE(listed.ok());  // every checkpoint file parses: none is torn
+    for (const auto& entry : acknowledged) {
+      const std::string& shard = entry.first;
+      const std::uint64_t n = entry.second;
+      CAPTURE(shard);
+      Result<std::optional<Checkpoint>> loaded = store.load_checkpoint("stream", shard);
+      REQUIRE(loaded.ok());
+      REQUIRE(loaded.value_unsafe().has_value());
+      const Checkpoint& at = *loaded.value_unsafe();
+      const std::uint64_t m = std::stoull(at.sequence_number.substr(4));
+      CAPTURE(n);
+      CAPTURE(m);
+      // One a child saved, whole; at or past the acknowledged one; at most the
+      // one this round's child saved last without logging it yet.
+      CHECK(at == Checkpoint{test::checkpoints::sequence(m), m % 3, false});
+      CHECK(m % 2 == n % 2);
+      CHECK(m >= n);
+      CHECK(m <= std::max(from, last_logged + 1));
+      next = std::max(next, m + 1);
+    }
+    next = std::max(next, last_logged + 1);
+  }
+  CHECK(kills == 30);
+  CHECK(next > 10);  // the children got somewhere
+  MESSAGE(kills << " kills, " << next << " checkpoints saved");
 }

@@ -12,10 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -488,3 +490,142 @@ TEST_CASE("file store: a full disk is store_full, and what was stored stays whol
 // clang-format off
 FILEBUILDER_STORE_CONFORMANCE("file", [] { return TempStore(); })
 // clang-format on
+
+// ---------------------------------------------------------------------------
+// Checkpoints
+
+namespace {
+
+struct FileCheckpoints {
+  static TempStore make() { return TempStore(); }
+};
+}  // namespace
+
+FILEBUILDER_CHECKPOINT_CONFORMANCE("file", FileCheckpoints);
+
+using namespace test::checkpoints;  // at, sequence, load, list
+
+TEST_CASE("file store: checkpoint layout: checkpoints/<sha256 of stream>/<sha256 of shard>") {
+  TempStore store;
+  const std::string stream = "../stream/..", shard = "shardId-000000000007\n";
+  REQUIRE(store->save_checkpoint(stream, shard, at(sequence(5), 2)) == ErrorCode::ok);
+  const fs::path dir = store.root() / "checkpoints" / FileStore::key(stream);
+  const fs::path file = dir / FileStore::key(shard);
+  CHECK(read_file(file) ==
+        "filebuilder-checkpoint 1\n0 " + sequence(5) + " 2\n12 21\n" + stream + shard);
+  struct stat st;
+  REQUIRE(::stat(dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename());
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{FileStore::key(shard), FileStore::key(shard) + ".lock"});
+  CHECK(fs::is_empty(store.root() / "tmp"));  // the temp file was renamed into place
+
+  REQUIRE(store->save_checkpoint(stream, shard, Checkpoint{"", 0, true}) == ErrorCode::ok);
+  CHECK(read_file(file) == "filebuilder-checkpoint 1\n1  0\n12 21\n" + stream + shard);
+  // Checkpoints never expire, however old.
+  (void)store->expire(Clock::now() + std::chrono::hours(24 * 365));
+  CHECK(load(*store, stream, shard) == Checkpoint{"", 0, true});
+}
+
+TEST_CASE("file store: checkpoints survive reopening the store") {
+  TempStore store;
+  REQUIRE(store->save_checkpoint("stream", "shard-1", at(sequence(10), 3)) == ErrorCode::ok);
+  REQUIRE(store->save_checkpoint("stream", "shard-2", Checkpoint{sequence(4), 0, true}) ==
+          ErrorCode::ok);
+  REQUIRE(store->save_checkpoint("other", "shard-1", at("1")) == ErrorCode::ok);
+
+  FileStore reopened(with_directory({}, store.root()));
+  REQUIRE(reopened.open() == ErrorCode::ok);
+  CHECK(load(reopened, "stream", "shard-1") == at(sequence(10), 3));
+  CHECK(list(reopened, "stream") ==
+        std::vector<ShardCheckpoint>{{"shard-1", at(sequence(10), 3)},
+                                     {"shard-2", Checkpoint{sequence(4), 0, true}}});
+  CHECK(load(reopened, "other", "shard-1") == at("1"));
+  // Never backwards holds across objects too.
+  CHECK(reopened.save_checkpoint("stream", "shard-1", at(sequence(9))) == ErrorCode::ok);
+  CHECK(load(*store, "stream", "shard-1") == at(sequence(10), 3));
+
+  FileStore unopened(with_directory({}, store.root()));
+  CHECK(unopened.load_checkpoint("stream", "shard-1").error() == ErrorCode::store_unavailable);
+  CHECK(unopened.save_checkpoint("stream", "shard-1", at("1")) == ErrorCode::store_unavailable);
+  CHECK(unopened.list_checkpoints("stream").error() == ErrorCode::store_unavailable);
+}
+
+TEST_CASE("file store: a crash between the temp write and the rename leaves the old checkpoint") {
+  TempStore store;
+  REQUIRE(store->save_checkpoint("stream", "shard", at(sequence(1))) == ErrorCode::ok);
+  // What a saver killed before its rename leaves: a whole temp file of a
+  // further checkpoint under tmp/, and maybe its lock file (there already).
+  write_file(store.root() / "tmp" / ".tmp-99999-deadbeef-0",
+             detail::file_store::format_checkpoint_file("stream", "shard", at(sequence(2))));
+  CHECK(load(*store, "stream", "shard") == at(sequence(1)));
+  FileStore restarted(with_directory({}, store.root()));
+  REQUIRE(restarted.open() == ErrorCode::ok);
+  CHECK(load(restarted, "stream", "shard") == at(sequence(1)));
+  CHECK(list(restarted, "stream") == std::vector<ShardCheckpoint>{{"shard", at(sequence(1))}});
+  // The lock is free: the next save goes through.
+  REQUIRE(restarted.save_checkpoint("stream", "shard", at(sequence(3))) == ErrorCode::ok);
+  CHECK(load(*store, "stream", "shard") == at(sequence(3)));
+}
+
+TEST_CASE(
+    "file store: a checkpoint file that does not parse is never guessed, and a save heals it") {
+  TempStore store;
+  REQUIRE(store->save_checkpoint("stream", "shard", at(sequence(8))) == ErrorCode::ok);
+  REQUIRE(store->save_checkpoint("stream", "other", at(sequence(1))) == ErrorCode::ok);
+  const fs::path dir = store.root() / "checkpoints" / FileStore::key("stream");
+  const fs::path file = dir / FileStore::key("shard");
+  const std::string good = read_file(file);
+  for (const std::string& bad :
+       {std::string("garbage"), good.substr(0, good.size() - 1), good + "x",
+        std::string("filebuilder-checkpoint 1\n0 01 0\n6 5\nstreamshard"),
+        std::string("filebuilder-checkpoint 2\n0 1 0\n6 5\nstreamshard"),
+        read_file(dir / FileStore::key("other")), std::string(1 << 16, 'x')}) {
+    CAPTURE(bad.substr(0, 64));
+    write_file(file, bad);
+    CHECK(store->load_checkpoint("stream", "shard").error() == ErrorCode::store_unavailable);
+    CHECK(store->list_checkpoints("stream").error() == ErrorCode::store_unavailable);
+  }
+  // It holds no position to keep: any valid save replaces it.
+  REQUIRE(store->save_checkpoint("stream", "shard", at(sequence(2))) == ErrorCode::ok);
+  CHECK(load(*store, "stream", "shard") == at(sequence(2)));
+  CHECK(list(*store, "stream").size() == 2);
+}
+
+TEST_CASE("file store: two processes racing checkpoint saves end at the greatest, never behind") {
+  TempStore store;
+  FileStoreOptions options;
+  options.fsync = false;  // faster saves, more interleaving: the lock is what is tested
+  constexpr int children = 2;
+  constexpr std::uint64_t saves = 300;
+  std::vector<pid_t> pids;
+  std::fflush(nullptr);
+  for (int c = 0; c < children; ++c) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int code = 0;
+      try {
+        FileStore mine(with_directory(options, store.root()));
+        if (mine.open() != ErrorCode::ok) ::_exit(10);
+        // Both ascending, interleaved: each save must find the store at or past it.
+        for (std::uint64_t i = 0; i < saves && code == 0; ++i) {
+          const Checkpoint checkpoint = at(sequence(2 * i + static_cast<std::uint64_t>(c)));
+          if (mine.save_checkpoint("stream", "shard", checkpoint) != ErrorCode::ok) code = 11;
+          Result<std::optional<Checkpoint>> now = mine.load_checkpoint("stream", "shard");
+          if (!now.ok() || !now.value_unsafe() || *now.value_unsafe() < checkpoint) code = 12;
+        }
+      } catch (...) {
+        code = 13;
+      }
+      ::_exit(code);
+    }
+    pids.push_back(pid);
+  }
+  for (pid_t pid : pids) CHECK(exit_code(pid) == 0);
+  CHECK(load(*store, "stream", "shard") == at(sequence(2 * saves - 1)));
+}

@@ -266,3 +266,10 @@ TEST_CASE(
 // clang-format off
 FILEBUILDER_STORE_CONFORMANCE("memory", [] { return std::make_unique<MemoryStore>(); })
 // clang-format on
+
+namespace {
+struct MemoryCheckpoints {
+  static auto make() { return std::make_unique<MemoryStore>(); }
+};
+}  // namespace
+FILEBUILDER_CHECKPOINT_CONFORMANCE("memory", MemoryCheckpoints);

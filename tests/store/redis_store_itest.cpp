@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -614,4 +615,119 @@ TEST_CASE("redis: parse_redis_url") {
     CHECK(parse_redis_url(bad, &why).error() == ErrorCode::invalid_config);
     CHECK_FALSE(why.empty());
   }
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints
+
+namespace {
+
+struct RedisCheckpoints {
+  static auto make() { return std::make_unique<RedisStore>(options_for(shared_server())); }
+};
+}  // namespace
+
+FILEBUILDER_CHECKPOINT_CONFORMANCE("redis", RedisCheckpoints);
+
+using namespace test::checkpoints;  // at, sequence, load, list
+
+TEST_CASE("redis: checkpoints: one hash per stream, no TTL, kept across objects and restarts") {
+  RedisServer server(RedisServerOptions{.append_only = true, .password = {}});
+  RedisStore store(options_for(server, "fbckpt:"));
+  const std::string stream = "orders/../stream", shard = "shardId-000000000001\n";
+  REQUIRE(store.save_checkpoint(stream, shard, at(sequence(5), 2)) == ErrorCode::ok);
+  REQUIRE(store.save_checkpoint(stream, "shardId-000000000000", Checkpoint{"", 0, true}) ==
+          ErrorCode::ok);
+  const std::string key = "fbckpt:c:" + sha256_hex(stream);
+  CHECK(server.keys() == std::vector<std::string>{key});
+  CHECK(server.command({"TTL", key}).integer == -1);  // checkpoints never expire
+  CHECK(server.command({"HGET", key, shard}).str == "0 " + sequence(5) + " 2");
+  CHECK(server.command({"HGET", key, "shardId-000000000000"}).str == "1  0");
+  CHECK(server.command({"HLEN", key}).integer == 2);
+
+  RedisStore other(options_for(server, "fbckpt:"));
+  CHECK(load(other, stream, shard) == at(sequence(5), 2));
+  server.restart();  // the AOF keeps them; both objects reconnect
+  CHECK(load(store, stream, shard) == at(sequence(5), 2));
+  CHECK(load(other, stream, "shardId-000000000000") == Checkpoint{"", 0, true});
+  CHECK(other.save_checkpoint(stream, shard, at(sequence(4))) == ErrorCode::ok);  // behind
+  CHECK(load(store, stream, shard) == at(sequence(5), 2));
+  // Another prefix is another store.
+  RedisStore apart(options_for(server, "fbother:"));
+  CHECK(load(apart, stream, shard) == std::nullopt);
+}
+
+TEST_CASE("redis: checkpoint calls are store_unavailable while the server is down") {
+  RedisServer server(RedisServerOptions{.append_only = true, .password = {}});
+  RedisStore store(options_for(server, unique_prefix("checkpoint-down")));
+  REQUIRE(store.save_checkpoint("stream", "shard", at(sequence(7))) == ErrorCode::ok);
+  server.stop();
+  CHECK(store.save_checkpoint("stream", "shard", at(sequence(8))) == ErrorCode::store_unavailable);
+  CHECK(store.load_checkpoint("stream", "shard").error() == ErrorCode::store_unavailable);
+  CHECK(store.list_checkpoints("stream").error() == ErrorCode::store_unavailable);
+  CHECK(store.last_error().find("redis") != std::string::npos);
+  server.start();
+  CHECK(load(store, "stream", "shard") == at(sequence(7)));  // the failed save changed nothing
+  CHECK(store.save_checkpoint("stream", "shard", at(sequence(8))) == ErrorCode::ok);
+  server.restart();  // noticed by the next call, which reconnects once and runs
+  CHECK(store.save_checkpoint("stream", "shard", at(sequence(9))) == ErrorCode::ok);
+  server.restart();
+  CHECK(list(store, "stream") == std::vector<ShardCheckpoint>{{"shard", at(sequence(9))}});
+}
+
+TEST_CASE("redis: two store objects racing checkpoint saves end at the greatest, never behind") {
+  RedisServer& server = shared_server();
+  const std::string prefix = unique_prefix("checkpoint-race");
+  constexpr std::uint64_t saves = 400;
+  std::atomic<int> errors{0};
+  const auto saver = [&](std::uint64_t parity) {
+    RedisStore store(options_for(server, prefix));  // a connection of its own
+    for (std::uint64_t i = 0; i < saves; ++i) {
+      const Checkpoint checkpoint = at(sequence(2 * i + parity), i);
+      if (store.save_checkpoint("stream", "shard", checkpoint) != ErrorCode::ok) ++errors;
+      // Both ascending, interleaved: each save must find the store at or past it.
+      Result<std::optional<Checkpoint>> now = store.load_checkpoint("stream", "shard");
+      if (!now.ok() || !now.value_unsafe() || *now.value_unsafe() < checkpoint) ++errors;
+    }
+  };
+  std::thread first(saver, 0), second(saver, 1);
+  first.join();
+  second.join();
+  CHECK(errors == 0);
+  RedisStore store(options_for(server, prefix));
+  CHECK(load(store, "stream", "shard") == at(sequence(2 * saves - 1), saves - 1));
+}
+
+TEST_CASE("redis: a checkpoint value that does not parse is never guessed, and a save heals it") {
+  RedisServer& server = shared_server();
+  const std::string prefix = unique_prefix("checkpoint-garbage");
+  RedisStore store(options_for(server, prefix));
+  REQUIRE(store.save_checkpoint("stream", "shard", at(sequence(8))) == ErrorCode::ok);
+  const std::string key = prefix + "c:" + sha256_hex("stream");
+  for (const std::string& bad : {std::string("garbage"), std::string("0 01 0"),
+                                 std::string("0 1 0 "), std::string("2 1 0"), std::string()}) {
+    CAPTURE(bad);
+    REQUIRE(server.command({"HSET", key, "shard", bad}).type == REDIS_REPLY_INTEGER);
+    CHECK(store.load_checkpoint("stream", "shard").error() == ErrorCode::store_unavailable);
+    CHECK(store.list_checkpoints("stream").error() == ErrorCode::store_unavailable);
+  }
+  REQUIRE(store.save_checkpoint("stream", "shard", at("1")) == ErrorCode::ok);
+  CHECK(load(store, "stream", "shard") == at("1"));
+  // A key of another type under the name: refused by the server, never overwritten.
+  REQUIRE(server.command({"DEL", key}).integer == 1);
+  REQUIRE(server.command({"SET", key, "x"}).str == "OK");
+  CHECK(store.save_checkpoint("stream", "shard", at("2")) == ErrorCode::store_unavailable);
+  CHECK(store.load_checkpoint("stream", "shard").error() == ErrorCode::store_unavailable);
+  CHECK(store.list_checkpoints("stream").error() == ErrorCode::store_unavailable);
+  CHECK(server.command({"GET", key}).str == "x");
+}
+
+TEST_CASE("redis: the checkpoint script runs again through EVAL after SCRIPT FLUSH") {
+  RedisServer& server = shared_server();
+  RedisStore store(options_for(server, unique_prefix("checkpoint-noscript")));
+  REQUIRE(store.save_checkpoint("stream", "shard", at(sequence(1))) == ErrorCode::ok);
+  REQUIRE(server.command({"SCRIPT", "FLUSH"}).str == "OK");
+  CHECK(store.save_checkpoint("stream", "shard", at(sequence(2))) == ErrorCode::ok);
+  CHECK(store.save_checkpoint("stream", "shard", at(sequence(1))) == ErrorCode::ok);
+  CHECK(load(store, "stream", "shard") == at(sequence(2)));
 }

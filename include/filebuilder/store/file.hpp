@@ -19,6 +19,12 @@
 //     pending              "<retry_at ns> <failures>\n": the last upload failed
 //   done/<key>             done-mark: "<ns>\n", mtime = the time it was made
 //   pending/<due ns, 20 digits>-<key>  index of pending files, sorted by due time
+//   checkpoints/<S>/<H>    a shard's checkpoint (CheckpointStore): S = SHA-256 hex of
+//                          the stream name, H of the shard name; the names are inside,
+//                          for list_checkpoints: "filebuilder-checkpoint 1\n"
+//                          "<shard_end> <sequence number> <sub-sequence>\n"
+//                          "<stream size> <shard size>\n<stream><shard>"
+//   checkpoints/<S>/<H>.lock  the lock (flock) a save holds to read, compare, replace
 //   tmp/.tmp-<pid>-<random>-<n>     files and directories being written
 //   tmp/.trash-<pid>-<random>-<n>   file directories being removed
 //
@@ -44,6 +50,12 @@
 // The record also carries the boot id (Linux): after a reboot (power loss may
 // have lost unsynced state writes) each file recounts its directory once.
 //
+// Checkpoints: a save takes the shard's lock file, reads the stored checkpoint,
+// and replaces it (temp file, fsync, rename, fsync the directory) only when
+// the new one is further on, so processes racing end at the greatest and a
+// crash leaves the old or the new one whole. Loads and lists read without the
+// lock (a rename is atomic). Checkpoints never expire.
+//
 // Expiry (expire, meant for once a minute): one stat per unfinished file and per
 // done-mark, one listing of pending/ and tmp/.
 #pragma once
@@ -65,6 +77,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -72,6 +85,7 @@
 #include <vector>
 
 #include "filebuilder/concepts.hpp"
+#include "filebuilder/detail/checkpoint.hpp"
 #include "filebuilder/detail/unique_fd.hpp"
 #include "filebuilder/digest.hpp"
 
@@ -398,6 +412,54 @@ inline bool parse_pair(std::string_view text, A& a, B& b) {
          parse_number(text.substr(space + 1, text.size() - space - 2), b);
 }
 
+constexpr std::string_view checkpoint_magic = "filebuilder-checkpoint 1\n";
+constexpr std::string_view lock_suffix = ".lock";
+
+inline std::string format_checkpoint_file(std::string_view stream, std::string_view shard,
+                                          const Checkpoint& checkpoint) {
+  std::string out(checkpoint_magic);
+  out += format_checkpoint(checkpoint);
+  out += '\n';
+  append_u64(out, stream.size());
+  out += ' ';
+  append_u64(out, shard.size());
+  out += '\n';
+  out += stream;
+  out += shard;
+  return out;
+}
+
+// The magic, the checkpoint line, the sizes line, the names: well within this.
+constexpr std::size_t checkpoint_file_max = 1024 + 2 * max_checkpoint_name_bytes;
+
+/// A checkpoint file read back; the names are views into `text`.
+struct CheckpointFile {
+  std::string text;
+  bool valid = false;  // it parsed; else the other fields mean nothing
+  std::string_view stream, shard;
+  Checkpoint checkpoint;
+};
+
+inline bool parse_checkpoint_file(CheckpointFile& file) {
+  std::string_view text = file.text;
+  if (!text.starts_with(checkpoint_magic)) return false;
+  text.remove_prefix(checkpoint_magic.size());
+  const std::size_t line = text.find('\n');
+  if (line == std::string_view::npos || !parse_checkpoint(text.substr(0, line), file.checkpoint))
+    return false;
+  text.remove_prefix(line + 1);
+  const std::size_t sizes = text.find('\n');
+  std::size_t stream_size = 0, shard_size = 0;
+  if (sizes == std::string_view::npos ||
+      !parse_pair(text.substr(0, sizes + 1), stream_size, shard_size))
+    return false;
+  text.remove_prefix(sizes + 1);
+  if (stream_size > text.size() || shard_size != text.size() - stream_size) return false;
+  file.stream = text.substr(0, stream_size);
+  file.shard = text.substr(stream_size);
+  return true;
+}
+
 }  // namespace detail::file_store
 
 class FileStore {
@@ -418,6 +480,14 @@ class FileStore {
   [[nodiscard]] ErrorCode release(std::string_view endpoint, Clock::time_point retry_at);
   [[nodiscard]] std::vector<PendingFile> claim_pending(std::size_t max, Clock::time_point now);
   std::size_t expire(Clock::time_point now);
+
+  // CheckpointStore (concepts.hpp): checkpoints/<sha256 of stream>/<sha256 of shard>.
+  [[nodiscard]] Result<std::optional<Checkpoint>> load_checkpoint(std::string_view stream,
+                                                                  std::string_view shard) const;
+  [[nodiscard]] ErrorCode save_checkpoint(std::string_view stream, std::string_view shard,
+                                          const Checkpoint& checkpoint);
+  [[nodiscard]] Result<std::vector<ShardCheckpoint>> list_checkpoints(
+      std::string_view stream) const;
 
   /// The name of a file's directory and done-mark: SHA-256 hex of the endpoint.
   [[nodiscard]] static std::string key(std::string_view endpoint) { return sha256_hex(endpoint); }
@@ -474,6 +544,13 @@ class FileStore {
   [[nodiscard]] Result<bool> leased(const Locked& file, Clock::time_point now) const;
   [[nodiscard]] ErrorCode write_claim(const Locked& file, Clock::time_point now) const;
   [[nodiscard]] ErrorCode remove_file_dir(const std::string& key, Locked& file) const;
+  /// checkpoints/<sha256 of stream>/, made (durably) if missing when `create`;
+  /// an empty Fd when it is missing.
+  [[nodiscard]] Result<Fd> checkpoint_dir(std::string_view stream, bool create) const;
+  /// Reads a checkpoint file: true (file.valid when it parsed), false when it
+  /// is absent, or the error that kept it from being read.
+  [[nodiscard]] Result<bool> read_checkpoint_file(int dir, const char* name,
+                                                  detail::file_store::CheckpointFile& file) const;
   [[nodiscard]] ErrorCode fsync_dir(int dir) const {
     return !options_.fsync || detail::file_store::fsync_retry(dir) == 0
                ? ErrorCode::ok
@@ -481,7 +558,7 @@ class FileStore {
   }
 
   FileStoreOptions options_;
-  Fd root_, files_, done_, pending_, tmp_;
+  Fd root_, files_, done_, pending_, tmp_, checkpoints_;
   std::string boot_id_;
   std::string instance_;  // random, in temp names
   mutable std::atomic<std::uint64_t> sequence_{0};
@@ -546,6 +623,7 @@ inline ErrorCode FileStore::open() {
   done_.reset();
   pending_.reset();
   tmp_.reset();
+  checkpoints_.reset();
   const std::string directory = options_.directory.string();
   if (directory.empty()) return ErrorCode::store_unavailable;
   // mkdir -p, 0700 for what it creates.
@@ -556,9 +634,9 @@ inline ErrorCode FileStore::open() {
   }
   Fd root(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) return fs::last_error();
-  Fd* subdirs[] = {&files_, &done_, &pending_, &tmp_};
-  const char* names[] = {"files", "done", "pending", "tmp"};
-  for (std::size_t i = 0; i < 4; ++i) {
+  Fd* subdirs[] = {&files_, &done_, &pending_, &tmp_, &checkpoints_};
+  const char* names[] = {"files", "done", "pending", "tmp", "checkpoints"};
+  for (std::size_t i = 0; i < std::size(subdirs); ++i) {
     if (::mkdirat(root.get(), names[i], 0700) != 0 && errno != EEXIST) return fs::last_error();
     *subdirs[i] = Fd(::openat(root.get(), names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!*subdirs[i]) return fs::last_error();
@@ -1178,6 +1256,103 @@ inline bool FileStore::pending(std::string_view endpoint) const {
   return files_ && ::fstatat(files_.get(), (key(endpoint) + "/pending").c_str(), &st, 0) == 0;
 }
 
+inline Result<FileStore::Fd> FileStore::checkpoint_dir(std::string_view stream, bool create) const {
+  namespace fs = detail::file_store;
+  const std::string name = key(stream);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Fd dir(::openat(checkpoints_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir) return dir;
+    if (errno != ENOENT) return fs::last_error();
+    if (!create) return Fd();
+    if (::mkdirat(checkpoints_.get(), name.c_str(), 0700) == 0) {
+      FILEBUILDER_TRY(fsync_dir(checkpoints_.get()));
+    } else if (errno != EEXIST) {
+      return fs::last_error();
+    }
+  }
+  return ErrorCode::store_unavailable;
+}
+
+inline Result<bool> FileStore::read_checkpoint_file(
+    int dir, const char* name, detail::file_store::CheckpointFile& file) const {
+  namespace fs = detail::file_store;
+  const int error = fs::read_small(dir, name, file.text, fs::checkpoint_file_max);
+  if (error == ENOENT) return false;
+  // Too big to be one of ours: read, but not valid.
+  if (error != 0 && error != EFBIG) return fs::from_errno(error);
+  file.valid = error == 0 && fs::parse_checkpoint_file(file);
+  return true;
+}
+
+inline Result<std::optional<Checkpoint>> FileStore::load_checkpoint(std::string_view stream,
+                                                                    std::string_view shard) const {
+  FILEBUILDER_TRY(check_checkpoint_names(stream, shard));
+  if (!root_) return ErrorCode::store_unavailable;
+  Result<Fd> dir = checkpoint_dir(stream, false);
+  if (!dir.ok()) return dir.error();
+  if (!dir.value_unsafe()) return std::optional<Checkpoint>{};
+  detail::file_store::CheckpointFile file;
+  Result<bool> found = read_checkpoint_file(dir.value_unsafe().get(), key(shard).c_str(), file);
+  if (!found.ok()) return found.error();
+  if (!found.value_unsafe()) return std::optional<Checkpoint>{};
+  // Not a checkpoint, or another stream's or shard's under this name: never guess.
+  if (!file.valid || file.stream != stream || file.shard != shard)
+    return ErrorCode::store_unavailable;
+  return std::optional<Checkpoint>{std::move(file.checkpoint)};
+}
+
+inline ErrorCode FileStore::save_checkpoint(std::string_view stream, std::string_view shard,
+                                            const Checkpoint& checkpoint) {
+  namespace fs = detail::file_store;
+  FILEBUILDER_TRY(check_checkpoint(stream, shard, checkpoint));
+  if (!root_) return ErrorCode::store_unavailable;
+  Result<Fd> opened = checkpoint_dir(stream, true);
+  if (!opened.ok()) return opened.error();
+  const Fd dir = std::move(opened.value_unsafe());
+  const std::string name = key(shard);
+  const std::string lock_name = name + std::string(fs::lock_suffix);
+  const Fd lock(::openat(dir.get(), lock_name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock) return fs::last_error();
+  if (fs::flock_retry(lock.get(), LOCK_EX) != 0) return fs::last_error();
+  fs::CheckpointFile stored;
+  Result<bool> found = read_checkpoint_file(dir.get(), name.c_str(), stored);
+  if (!found.ok()) return found.error();
+  // One that does not parse (or names another shard) is replaced: it holds no
+  // position of this shard to keep.
+  if (stored.valid && stored.stream == stream && stored.shard == shard &&
+      checkpoint <= stored.checkpoint)
+    return ErrorCode::ok;  // at or past it already: never backwards
+  return replace_file(dir.get(), name.c_str(),
+                      fs::format_checkpoint_file(stream, shard, checkpoint), nullptr);
+}
+
+inline Result<std::vector<ShardCheckpoint>> FileStore::list_checkpoints(
+    std::string_view stream) const {
+  namespace fs = detail::file_store;
+  FILEBUILDER_TRY(check_checkpoint_name(stream));
+  if (!root_) return ErrorCode::store_unavailable;
+  std::vector<ShardCheckpoint> out;
+  Result<Fd> dir = checkpoint_dir(stream, false);
+  if (!dir.ok()) return dir.error();
+  if (!dir.value_unsafe()) return out;
+  std::vector<std::string> names;
+  FILEBUILDER_TRY(fs::for_each_entry(dir.value_unsafe().get(), [&](std::string_view name) {
+    if (fs::is_key(name)) names.emplace_back(name);  // not the locks, nor strays
+  }));
+  for (const std::string& name : names) {
+    fs::CheckpointFile file;
+    Result<bool> found = read_checkpoint_file(dir.value_unsafe().get(), name.c_str(), file);
+    if (!found.ok()) return found.error();
+    if (!found.value_unsafe()) continue;
+    if (!file.valid || file.stream != stream || name != key(file.shard))
+      return ErrorCode::store_unavailable;
+    out.emplace_back(std::string(file.shard), std::move(file.checkpoint));
+  }
+  detail::sort_by_shard(out);
+  return out;
+}
+
 static_assert(StateStore<FileStore>);
+static_assert(CheckpointStore<FileStore>);
 
 }  // namespace filebuilder

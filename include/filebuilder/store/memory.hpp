@@ -1,4 +1,8 @@
 // filebuilder: MemoryStore, the default StateStore. Thread-safe, bounded, not durable.
+//
+// It is a CheckpointStore too: checkpoints are a map under the same mutex,
+// and live only as long as the process (a restart with memory: starts every
+// shard from --start again). They are not counted against max_bytes.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,6 +47,14 @@ class MemoryStore {
   [[nodiscard]] ErrorCode release(std::string_view endpoint, Clock::time_point retry_at);
   [[nodiscard]] std::vector<PendingFile> claim_pending(std::size_t max, Clock::time_point now);
   std::size_t expire(Clock::time_point now);
+
+  // CheckpointStore (concepts.hpp): kept in memory, for this process only.
+  [[nodiscard]] Result<std::optional<Checkpoint>> load_checkpoint(std::string_view stream,
+                                                                  std::string_view shard) const;
+  [[nodiscard]] ErrorCode save_checkpoint(std::string_view stream, std::string_view shard,
+                                          const Checkpoint& checkpoint);
+  [[nodiscard]] Result<std::vector<ShardCheckpoint>> list_checkpoints(
+      std::string_view stream) const;
 
   // Introspection, for tests and metrics.
   [[nodiscard]] std::size_t open_files() const;
@@ -90,6 +103,8 @@ class MemoryStore {
   // Pending files by due time. Entries may be stale (the file was finished or
   // claimed meanwhile): checked against the file when taken.
   std::multimap<Clock::time_point, std::string> pending_by_time_;
+  // Checkpoints by stream, then shard (ordered: list_checkpoints sorts by shard).
+  std::map<std::string, std::map<std::string, Checkpoint, std::less<>>, std::less<>> checkpoints_;
 };
 
 // ---------------------------------------------------------------------------
@@ -260,6 +275,41 @@ inline std::size_t MemoryStore::expire(Clock::time_point now) {
   return removed;
 }
 
+inline Result<std::optional<Checkpoint>> MemoryStore::load_checkpoint(
+    std::string_view stream, std::string_view shard) const {
+  FILEBUILDER_TRY(check_checkpoint_names(stream, shard));
+  std::lock_guard lock(mutex_);
+  auto shards = checkpoints_.find(stream);
+  if (shards == checkpoints_.end()) return std::optional<Checkpoint>{};
+  auto it = shards->second.find(shard);
+  if (it == shards->second.end()) return std::optional<Checkpoint>{};
+  return std::optional<Checkpoint>{it->second};
+}
+
+inline ErrorCode MemoryStore::save_checkpoint(std::string_view stream, std::string_view shard,
+                                              const Checkpoint& checkpoint) {
+  FILEBUILDER_TRY(check_checkpoint(stream, shard, checkpoint));
+  std::lock_guard lock(mutex_);
+  auto shards = checkpoints_.find(stream);
+  if (shards == checkpoints_.end()) shards = checkpoints_.try_emplace(std::string(stream)).first;
+  auto it = shards->second.find(shard);
+  if (it == shards->second.end())
+    shards->second.emplace(std::string(shard), checkpoint);
+  else if (it->second < checkpoint)
+    it->second = checkpoint;  // else at or past it already: never backwards
+  return ErrorCode::ok;
+}
+
+inline Result<std::vector<ShardCheckpoint>> MemoryStore::list_checkpoints(
+    std::string_view stream) const {
+  FILEBUILDER_TRY(check_checkpoint_name(stream));
+  std::lock_guard lock(mutex_);
+  std::vector<ShardCheckpoint> out;
+  if (auto shards = checkpoints_.find(stream); shards != checkpoints_.end())
+    out.assign(shards->second.begin(), shards->second.end());
+  return out;
+}
+
 inline std::size_t MemoryStore::open_files() const {
   std::lock_guard lock(mutex_);
   return files_.size();
@@ -299,5 +349,6 @@ inline void MemoryStore::add_done_mark_locked(std::string_view endpoint, Clock::
 }
 
 static_assert(StateStore<MemoryStore>);
+static_assert(CheckpointStore<MemoryStore>);
 
 }  // namespace filebuilder

@@ -18,13 +18,23 @@
 //   P pending  zset  H scored by retry_at: pending uploads (claim_pending)
 //   P touched  zset  H scored by the last put: the age index of expire(now)
 //   P done     zset  H scored by the finish time: the age index of done-marks
+//   P c:S      hash  the checkpoints of one stream (CheckpointStore), S = SHA-256
+//                    (hex) of the stream name: field = shard name (binary-safe),
+//                    value = "<shard_end 0|1> <sequence number> <sub-sequence>"
 //
-// Every key has a TTL: f and p expire_after past the last put (never less than
-// the claim lease while claimed), d done_mark_ttl, the indexes as long as
-// their longest member. An abandoned file therefore disappears by itself even
-// if nobody calls expire(). expire(now) applies the same ages for the given
-// `now` through the two indexes, in bounded batches, and removes index entries
-// whose file is gone: with the real clock it mostly cleans up after the TTLs.
+// Every key but the checkpoints has a TTL: f and p expire_after past the last
+// put (never less than the claim lease while claimed), d done_mark_ttl, the
+// indexes as long as their longest member. An abandoned file therefore
+// disappears by itself even if nobody calls expire(). expire(now) applies the
+// same ages for the given `now` through the two indexes, in bounded batches,
+// and removes index entries whose file is gone: with the real clock it mostly
+// cleans up after the TTLs.
+//
+// Checkpoints never expire (a few bytes per shard). A save is one script that
+// compares the stored value with the new one as numbers (by length, then
+// bytewise: sequence numbers have 56+ digits and sub-sequences 20, beyond
+// Lua's doubles) and writes only a greater one, so savers racing end at the
+// greatest.
 //
 // Standalone Redis (or a Sentinel-managed primary) only: the scripts build
 // some keys from index members, which Redis Cluster does not allow. Configure
@@ -72,6 +82,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -79,6 +90,7 @@
 #include <vector>
 
 #include "filebuilder/concepts.hpp"
+#include "filebuilder/detail/checkpoint.hpp"
 #include "filebuilder/digest.hpp"
 #include "filebuilder/error.hpp"
 
@@ -292,6 +304,34 @@ end
 return #ids
 )lua";
 
+// save_checkpoint. KEYS: c. ARGV: shard checkpoint (the text above, valid).
+// Returns 1 when it was stored, 0 when the stored one is at or past it. A
+// stored value that does not parse is replaced.
+inline constexpr std::string_view save_checkpoint_script = R"lua(
+local function parse(v) return string.match(v, '^([01]) (%d*) (%d+)$') end
+local function compare(a, b)
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y and -1 or 1 end
+  end
+  return 0
+end
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local e0, s0, u0 = parse(old)
+  local e1, s1, u1 = parse(ARGV[2])
+  if e0 and e1 then
+    local order = compare(e1, e0)
+    if order == 0 then order = compare(s1, s0) end
+    if order == 0 then order = compare(u1, u0) end
+    if order <= 0 then return 0 end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+)lua";
+
 enum Script : std::size_t {
   put,
   claim,
@@ -302,12 +342,14 @@ enum Script : std::size_t {
   claim_pending,
   expire_files,
   expire_done,
+  save_checkpoint,
   script_count
 };
 
 inline constexpr std::string_view scripts[script_count] = {
-    put_script,     claim_script,         sizes_script,        range_script,      finish_script,
-    release_script, claim_pending_script, expire_files_script, expire_done_script};
+    put_script,         claim_script,          sizes_script,         range_script,
+    finish_script,      release_script,        claim_pending_script, expire_files_script,
+    expire_done_script, save_checkpoint_script};
 
 inline const std::string& script_source(Script script) {
   static const std::vector<std::string> sources = [] {
@@ -571,6 +613,13 @@ class RedisStore {
   /// own TTLs do the same with the real clock, so this is mostly index upkeep.
   std::size_t expire(Clock::time_point now);
 
+  // CheckpointStore (concepts.hpp): one hash per stream, P c:<sha256 of stream>.
+  [[nodiscard]] Result<std::optional<Checkpoint>> load_checkpoint(std::string_view stream,
+                                                                  std::string_view shard);
+  [[nodiscard]] ErrorCode save_checkpoint(std::string_view stream, std::string_view shard,
+                                          const Checkpoint& checkpoint);
+  [[nodiscard]] Result<std::vector<ShardCheckpoint>> list_checkpoints(std::string_view stream);
+
   /// Connects if needed and sends PING: ok, or store_unavailable (see last_error()).
   [[nodiscard]] ErrorCode ping();
   /// Why the last failed call failed (connection or server error), for logs.
@@ -608,6 +657,9 @@ class RedisStore {
     return k;
   }
   std::string key(std::string_view name) const { return options_.prefix + std::string(name); }
+  std::string checkpoint_key(std::string_view stream) const {
+    return options_.prefix + "c:" + sha256_hex(stream);
+  }
   std::string file_ttl() const { return detail::redis::ms_text(options_.expire_after); }
   std::string lease_ttl() const {
     return detail::redis::ms_text(options_.claim_lease + std::chrono::seconds(60));
@@ -626,6 +678,11 @@ class RedisStore {
   Reply call_locked(std::span<const std::string_view> args, bool idempotent);
   Reply script_locked(Script script, std::span<const std::string_view> keys,
                       std::span<const std::string_view> args, bool idempotent);
+  /// One command under the mutex, sent again after a reconnect (idempotent).
+  Reply call(std::span<const std::string_view> args) {
+    std::lock_guard lock(mutex_);
+    return call_locked(args, true);
+  }
   Reply script(Script script, std::span<const std::string_view> keys,
                std::span<const std::string_view> args, bool idempotent = true) {
     std::lock_guard lock(mutex_);
@@ -1017,10 +1074,61 @@ inline std::size_t RedisStore::expire(Clock::time_point now) {
   return removed;
 }
 
+inline Result<std::optional<Checkpoint>> RedisStore::load_checkpoint(std::string_view stream,
+                                                                     std::string_view shard) {
+  FILEBUILDER_TRY(check_checkpoint_names(stream, shard));
+  const std::string key = checkpoint_key(stream);
+  const std::string_view command[] = {"HGET", key, shard};
+  const Reply reply = call(command);
+  if (reply.error != ErrorCode::ok) return reply.error;
+  if (reply.reply->type == REDIS_REPLY_NIL) return std::optional<Checkpoint>{};
+  Checkpoint checkpoint;
+  if (reply.reply->type != REDIS_REPLY_STRING ||
+      !detail::parse_checkpoint(detail::redis::reply_text(reply.reply.get()), checkpoint))
+    return ErrorCode::store_unavailable;  // not a checkpoint: never guessed
+  return std::optional<Checkpoint>{std::move(checkpoint)};
+}
+
+inline ErrorCode RedisStore::save_checkpoint(std::string_view stream, std::string_view shard,
+                                             const Checkpoint& checkpoint) {
+  FILEBUILDER_TRY(check_checkpoint(stream, shard, checkpoint));
+  const std::string key = checkpoint_key(stream);
+  const std::string value = detail::format_checkpoint(checkpoint);
+  const std::string_view key_list[] = {key};
+  const std::string_view args[] = {shard, value};
+  const Reply reply = script(Script::save_checkpoint, key_list, args);
+  long long stored = -1;
+  if (reply.error != ErrorCode::ok) return reply.error;
+  if (!detail::redis::reply_integer(reply.reply.get(), stored) || (stored != 0 && stored != 1))
+    return ErrorCode::store_unavailable;
+  return ErrorCode::ok;
+}
+
+inline Result<std::vector<ShardCheckpoint>> RedisStore::list_checkpoints(std::string_view stream) {
+  FILEBUILDER_TRY(check_checkpoint_name(stream));
+  const std::string key = checkpoint_key(stream);
+  const std::string_view command[] = {"HGETALL", key};
+  const Reply reply = call(command);
+  if (reply.error != ErrorCode::ok) return reply.error;
+  const redisReply* r = reply.reply.get();
+  if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) return ErrorCode::store_unavailable;
+  std::vector<ShardCheckpoint> out;
+  out.reserve(r->elements / 2);
+  for (std::size_t i = 0; i < r->elements; i += 2) {
+    Checkpoint checkpoint;
+    if (r->element[i]->type != REDIS_REPLY_STRING ||
+        r->element[i + 1]->type != REDIS_REPLY_STRING ||
+        !detail::parse_checkpoint(detail::redis::reply_text(r->element[i + 1]), checkpoint))
+      return ErrorCode::store_unavailable;
+    out.emplace_back(std::string(detail::redis::reply_text(r->element[i])), std::move(checkpoint));
+  }
+  detail::sort_by_shard(out);
+  return out;
+}
+
 inline ErrorCode RedisStore::ping() {
-  std::lock_guard lock(mutex_);
   const std::string_view command[] = {"PING"};
-  return call_locked(command, true).error;
+  return call(command).error;
 }
 
 inline std::string RedisStore::last_error() const {
@@ -1029,5 +1137,6 @@ inline std::string RedisStore::last_error() const {
 }
 
 static_assert(StateStore<RedisStore>);
+static_assert(CheckpointStore<RedisStore>);
 
 }  // namespace filebuilder
