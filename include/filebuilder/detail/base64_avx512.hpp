@@ -117,16 +117,22 @@ FILEBUILDER_TARGET_AVX512 inline bool any_bad(__m512i bits) noexcept {
 }
 
 /// One step of 64 characters at `in` (16 quartets): stores the 48 bytes and
-/// returns 16 when all are in the alphabet; else stores only the whole
-/// quartets before the first bad character and returns their count.
-FILEBUILDER_TARGET_AVX512 inline std::size_t step(const Table& t, __m512i gather, const char* in,
-                                                  char* out) noexcept {
+/// returns true when all are in the alphabet; else stores only the whole
+/// quartets before the first bad character, counts them into `good`, and
+/// returns false. (The good case must not depend on the count: the next
+/// step's address would then wait for this step's validation.)
+FILEBUILDER_TARGET_AVX512 inline bool step(const Table& t, __m512i gather, const char* in,
+                                           char* out, std::size_t& good) noexcept {
   const __m512i c = load(in);
   const __m512i v = translate(t, c);
   const __mmask64 bad = _mm512_movepi8_mask(_mm512_or_si512(c, v));
-  const std::size_t good = bad == 0 ? 16 : static_cast<std::size_t>(__builtin_ctzll(bad)) / 4;
+  if (bad == 0) {
+    _mm512_mask_storeu_epi8(out, 0x0000FFFFFFFFFFFFull, pack(v, gather));
+    return true;
+  }
+  good = static_cast<std::size_t>(__builtin_ctzll(bad)) / 4;
   _mm512_mask_storeu_epi8(out, (__mmask64{1} << (3 * good)) - 1, pack(v, gather));
-  return good;
+  return false;
 }
 
 /// Stores 64 bytes: the 48 data bytes and 16 more (room must follow).
@@ -160,11 +166,9 @@ FILEBUILDER_TARGET_AVX512 inline std::size_t decode_quartets(const char* in, std
                                                    _mm512_ternarylogic_epi32(c3, v0, v1, 0xFE),
                                                    _mm512_or_si512(v2, v3), 0xFE);
     if (util::any_bad(bits)) {
-      for (int i = 0; i < 4; ++i) {
-        const std::size_t good = util::step(table, gather, in + 4 * q, out + 3 * q);
-        q += good;
-        if (good < 16) return q;
-      }
+      std::size_t good = 0;
+      for (int i = 0; i < 4; ++i, q += 16)
+        if (!util::step(table, gather, in + 4 * q, out + 3 * q, good)) return q + good;
       continue;  // (not reached: one of the steps holds the bad character)
     }
     util::store64(dst, util::pack(v0, gather));
@@ -174,17 +178,15 @@ FILEBUILDER_TARGET_AVX512 inline std::size_t decode_quartets(const char* in, std
     q += 64;
   }
   // Single steps, storing exactly 48 bytes.
-  while (quartets - q >= 16) {
-    const std::size_t good = util::step(table, gather, in + 4 * q, out + 3 * q);
-    q += good;
-    if (good < 16) return q;
-  }
+  std::size_t good = 0;
+  for (; quartets - q >= 16; q += 16)
+    if (!util::step(table, gather, in + 4 * q, out + 3 * q, good)) return q + good;
   if (q == quartets) return quartets;
   // 1..15 quartets left: one step over the last 16 quartets, overlapping
   // decoded ones (valid, rewritten with the same bytes, so a bad character
   // can only lie in the new ones).
   const std::size_t last = quartets - 16;
-  return last + util::step(table, gather, in + 4 * last, out + 3 * last);
+  return util::step(table, gather, in + 4 * last, out + 3 * last, good) ? quartets : last + good;
 }
 
 }  // namespace filebuilder::detail::avx512
