@@ -195,7 +195,7 @@ TEST_CASE("filebuilderd kinesis: a split shard's children are read after their p
                                           std::chrono::seconds(120));
   CAPTURE(run2.err);
   REQUIRE(run2.exit_code == 0);
-  const std::map<std::string, long> summary = summary_of(run2.out);
+  std::map<std::string, long> summary = summary_of(run2.out);
   CHECK(summary["records"] == static_cast<long>(after.records.size()));
   CHECK(summary["uploaded"] == 8);
   CHECK(summary["shards"] == 2);  // the children (the parent had nothing new)
