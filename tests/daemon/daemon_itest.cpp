@@ -156,7 +156,7 @@ TEST_CASE("filebuilderd kcl: a failed upload holds the checkpoint below its reco
         std::string::npos);
 }
 
-TEST_CASE("filebuilderd kcl: leaseLost and shutdown ZOMBIE never checkpoint; TERMINATE does") {
+TEST_CASE("filebuilderd kcl: leaseLost and shutdown ZOMBIE never checkpoint, TERMINATE does") {
   Nginx nginx;
   const std::vector<std::string> chunks = chunks_of(nginx.url("/files/z.bin"), bytes_of(10, 4), 4);
   for (const std::string& ending : {std::string(R"({"action":"leaseLost"})"),

@@ -204,7 +204,7 @@ TEST_CASE("filebuilderd kinesis: a split shard's children are read after their p
   CHECK(run2.err.find("shard read to its end") != std::string::npos);
 }
 
-TEST_CASE("filebuilderd kinesis: a failed upload holds the checkpoint; a rerun heals it") {
+TEST_CASE("filebuilderd kinesis: a failed upload holds the checkpoint, a rerun heals it") {
   SKIP_WITHOUT_KINESALITE();
   TestCredentials credentials;
   Kinesalite kinesalite;
