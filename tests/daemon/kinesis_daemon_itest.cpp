@@ -122,6 +122,23 @@ void check_delivered(const Nginx& nginx, const Files& files, std::size_t from = 
   }
 }
 
+// What every daemon test runs against: kinesalite with one stream, nginx,
+// a file: store in a scratch directory, and credentials in the environment.
+struct Setup {
+  Setup(const std::string& name, unsigned shards) : stream(client, name) { stream.create(shards); }
+  [[nodiscard]] std::vector<std::string> args(const std::string& idle_exit = "2") const {
+    return daemon_args(kinesalite, nginx, stream.name(), store, idle_exit);
+  }
+
+  TestCredentials credentials;
+  Kinesalite kinesalite;
+  Nginx nginx;
+  TempDir dir{"filebuilderd-kinesis"};
+  aws::KinesisClient client = kinesalite.client();
+  KinesisStream stream;
+  std::string store = "file:" + (dir.path() / "state").string();
+};
+
 #define SKIP_WITHOUT_KINESALITE()                                        \
   if (const std::string why = Kinesalite::skip_reason(); !why.empty()) { \
     MESSAGE("kinesalite unavailable: " << why);                          \
@@ -132,16 +149,10 @@ void check_delivered(const Nginx& nginx, const Files& files, std::size_t from = 
 
 TEST_CASE("filebuilderd kinesis: two shards, duplicates, a restart reads only what is new") {
   SKIP_WITHOUT_KINESALITE();
-  TestCredentials credentials;
-  Kinesalite kinesalite;
-  Nginx nginx;
-  TempDir dir("filebuilderd-kinesis");
-  aws::KinesisClient client = kinesalite.client();
-  KinesisStream stream(client, "chunks");
-  stream.create(2);
+  Setup setup("chunks", 2);
+  auto& [credentials, kinesalite, nginx, dir, client, stream, store] = setup;
   const Files first = make_files(nginx, "first", 20, 1);
   put_all(stream, first.records, 2);
-  const std::string store = "file:" + (dir.path() / "state").string();
 
   RunResult run1 = filebuilder::test::run(daemon_args(kinesalite, nginx, "chunks", store), {},
                                           std::chrono::seconds(120));
@@ -171,16 +182,10 @@ TEST_CASE("filebuilderd kinesis: two shards, duplicates, a restart reads only wh
 
 TEST_CASE("filebuilderd kinesis: a split shard's children are read after their parent") {
   SKIP_WITHOUT_KINESALITE();
-  TestCredentials credentials;
-  Kinesalite kinesalite;
-  Nginx nginx;
-  TempDir dir("filebuilderd-split");
-  aws::KinesisClient client = kinesalite.client();
-  KinesisStream stream(client, "resharded");
-  stream.create(1);
+  Setup setup("resharded", 1);
+  auto& [credentials, kinesalite, nginx, dir, client, stream, store] = setup;
   const Files before = make_files(nginx, "before", 6, 5);
   put_all(stream, before.records, 6);
-  const std::string store = "file:" + (dir.path() / "state").string();
   RunResult run1 = filebuilder::test::run(daemon_args(kinesalite, nginx, "resharded", store), {},
                                           std::chrono::seconds(120));
   CAPTURE(run1.err);
@@ -206,16 +211,10 @@ TEST_CASE("filebuilderd kinesis: a split shard's children are read after their p
 
 TEST_CASE("filebuilderd kinesis: a failed upload holds the checkpoint, a rerun heals it") {
   SKIP_WITHOUT_KINESALITE();
-  TestCredentials credentials;
-  Kinesalite kinesalite;
-  Nginx nginx;
-  TempDir dir("filebuilderd-held");
-  aws::KinesisClient client = kinesalite.client();
-  KinesisStream stream(client, "held");
-  stream.create(1);
+  Setup setup("held", 1);
+  auto& [credentials, kinesalite, nginx, dir, client, stream, store] = setup;
   const Files files = make_files(nginx, "held", 3, 9, "/flaky/");
   put_all(stream, files.records, 10);
-  const std::string store = "file:" + (dir.path() / "state").string();
   nginx.set_flaky_down(true);
   {
     filebuilder::test::ChildProcess daemon(daemon_args(kinesalite, nginx, "held", store, ""),
@@ -246,16 +245,10 @@ TEST_CASE("filebuilderd kinesis: a failed upload holds the checkpoint, a rerun h
 
 TEST_CASE("filebuilderd kinesis: kinesalite down for a while mid-run: retried, nothing lost") {
   SKIP_WITHOUT_KINESALITE();
-  TestCredentials credentials;
-  Kinesalite kinesalite;
-  Nginx nginx;
-  TempDir dir("filebuilderd-outage");
-  aws::KinesisClient client = kinesalite.client();
-  KinesisStream stream(client, "outage");
-  stream.create(2);
+  Setup setup("outage", 2);
+  auto& [credentials, kinesalite, nginx, dir, client, stream, store] = setup;
   const Files first = make_files(nginx, "early", 4, 11);
   put_all(stream, first.records, 12);
-  const std::string store = "file:" + (dir.path() / "state").string();
   filebuilder::test::ChildProcess daemon(daemon_args(kinesalite, nginx, "outage", store, "4"),
                                          dir.path() / "run.log");
   std::this_thread::sleep_for(std::chrono::seconds(2));

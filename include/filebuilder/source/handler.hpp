@@ -145,18 +145,7 @@ class EventHandler {
       return DocumentKind::bad_event;
     }
     source_ = kind == DocumentKind::lambda ? "lambda" : "firehose";
-    users_.clear();
-    user_records_.clear();
-    bool stopped = false;
-    for (std::size_t i = 0; i < records_.size(); ++i) {
-      stopped = stopped || (stop_now_ && stop_now_());
-      if (stopped) {
-        reassembler_.add_failed(ErrorCode::deadline, "not processed: the deadline is near");
-        add_user(i, 0, false, true);
-      } else {
-        add_envelope_record(i);
-      }
-    }
+    add_each_record([this](std::size_t i) { add_envelope_record(i); });
     const std::span<const RecordOutcome> outcomes = flush_and_report();
     if (kind == DocumentKind::lambda) {
       // User records of one aggregate share their parent's id: listed once.
@@ -190,21 +179,14 @@ class EventHandler {
     raw_records_ = true;
     records_.clear();
     for (const StreamRecord& record : records) records_.push_back({record.id, record.data});
-    users_.clear();
-    user_records_.clear();
-    bool stopped = false;
-    for (std::size_t i = 0; i < records_.size(); ++i) {
-      stopped = stopped || (stop_now_ && stop_now_());
-      if (stopped) {
-        reassembler_.add_failed(ErrorCode::deadline, "not processed: stopping");
-        add_user(i, 0, false, false);
-      } else if (records[i].error != ErrorCode::ok) {
+    add_each_record([&](std::size_t i) {
+      if (records[i].error != ErrorCode::ok) {
         reassembler_.add_rejected(records[i].error, "the source could not decode the record");
         add_user(i, 0, false, false);
       } else {
         add_record_bytes(i, records_[i].data);
       }
-    }
+    });
     const std::span<const RecordOutcome> merged = merge_by_record(flush_and_report());
     raw_records_ = false;
     return merged;
@@ -313,6 +295,24 @@ class EventHandler {
       return;
     }
     add_record_bytes(index, decoded_.of(index));
+  }
+
+  // Adds every record of records_ with add(i), but once stop_now_ says so,
+  // the rest are failed with `deadline` (the source delivers them again).
+  template <typename Add>
+  void add_each_record(Add&& add) {
+    users_.clear();
+    user_records_.clear();
+    bool stopped = false;
+    for (std::size_t i = 0; i < records_.size(); ++i) {
+      stopped = stopped || (stop_now_ && stop_now_());
+      if (stopped) {
+        reassembler_.add_failed(ErrorCode::deadline, "not processed: the deadline is near");
+        add_user(i, 0, false, !raw_records_);
+      } else {
+        add(i);
+      }
+    }
   }
 
   // The bytes of record `index`: a KPL aggregate or one chunk record.
