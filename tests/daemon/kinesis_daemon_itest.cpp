@@ -115,9 +115,10 @@ void check_delivered(const Nginx& nginx, const Files& files, std::size_t from = 
   for (std::size_t i = from; i < requests.size(); ++i)
     if (requests[i].method == "PUT" && requests[i].status / 100 == 2)
       ++puts[requests[i].uri.substr(0, requests[i].uri.find('?'))];
-  for (const auto& [path, bytes] : files.bytes) {
+  for (const auto& file : files.bytes) {
+    const std::string& path = file.first;  // (clang 14: CAPTURE cannot name a structured binding)
     CAPTURE(path);
-    CHECK(read_bytes(nginx.stored_file(path)).value_or("(missing)") == bytes);
+    CHECK(read_bytes(nginx.stored_file(path)).value_or("(missing)") == file.second);
     CHECK(puts[path] == 1);
   }
 }
