@@ -24,7 +24,9 @@
 
 #include <simdjson.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <span>
@@ -50,6 +52,11 @@ class KclProcessor {
  public:
   KclProcessor(Handler& handler, Logger& logger, std::istream& in, std::FILE* out)
       : handler_(handler), logger_(logger), in_(in), out_(out) {}
+
+  /// Called with the shard and each processRecords' millisBehindLatest.
+  void on_millis_behind(std::function<void(std::string_view, std::int64_t)> hook) {
+    on_millis_behind_ = std::move(hook);
+  }
 
   /// Runs until the daemon closes stdin or a shutdown is answered. Returns
   /// the process's exit status: 0, or 1 when records are still failed.
@@ -96,6 +103,7 @@ class KclProcessor {
     std::string action;
     records_.clear();
     reason_.clear();
+    millis_behind_.reset();
     for (auto field : object) {
       std::string_view key;
       if (field.unescaped_key().get(key) != simdjson::SUCCESS) return {};
@@ -105,6 +113,9 @@ class KclProcessor {
         if (key == "action") action = text;
         if (key == "shardId") shard_ = text;
         if (key == "reason") reason_ = text;
+      } else if (key == "millisBehindLatest") {
+        std::int64_t millis = 0;
+        if (field.value().get_int64().get(millis) == simdjson::SUCCESS) millis_behind_ = millis;
       } else if (key == "records") {
         simdjson::ondemand::array array;
         if (field.value().get_array().get(array) != simdjson::SUCCESS) return {};
@@ -140,6 +151,7 @@ class KclProcessor {
   }
 
   void process_records() {
+    if (millis_behind_ && on_millis_behind_) on_millis_behind_(shard_, *millis_behind_);
     // Decode every record's data first (views into one buffer), then hand
     // the batch over as one.
     std::size_t room = 0;
@@ -236,8 +248,10 @@ class KclProcessor {
   std::string bytes_;
   std::vector<std::string> ids_;
   std::vector<typename Handler::StreamRecord> batch_;
-  std::optional<KclPosition> durable_;  // the last position checkpointed
-  bool held_ = false;                   // a record failed in this lease
+  std::optional<KclPosition> durable_;         // the last position checkpointed
+  bool held_ = false;                          // a record failed in this lease
+  std::optional<std::int64_t> millis_behind_;  // of the message being handled
+  std::function<void(std::string_view, std::int64_t)> on_millis_behind_;
 };
 
 }  // namespace filebuilder::daemon

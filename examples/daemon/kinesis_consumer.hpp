@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -41,6 +42,8 @@ struct KinesisConsumerOptions {
   std::chrono::milliseconds retry_base{500};  // a failed batch is read again after this, doubled
   std::chrono::milliseconds retry_max{30'000};
   unsigned records_per_call = 10'000;
+  /// Called with the shard and MillisBehindLatest after each GetRecords.
+  std::function<void(std::string_view shard, std::int64_t millis)> on_millis_behind;
 };
 
 /// What one run did, for the summary line on stdout.
@@ -192,6 +195,8 @@ class KinesisConsumer {
       back_off(state);
       return false;
     }
+    if (options_.on_millis_behind)
+      options_.on_millis_behind(state.shard.shard_id, batch_.millis_behind_latest);
     state.read_from = state.read_from || !batch_.records.empty();
     if (!batch_.records.empty()) handle_batch(state);
     if (state.held) {

@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -33,6 +34,9 @@
 #include "filebuilder/version.hpp"
 #include "kcl.hpp"
 #include "kinesis_consumer.hpp"
+#if FILEBUILDER_DAEMON_METRICS
+#include "metrics.hpp"
+#endif
 
 namespace {
 
@@ -43,6 +47,11 @@ constexpr int exit_failed = 1;  // records are still failed at exit
 constexpr int exit_usage = 2;   // usage or configuration error
 
 enum class Mode { stdin_lines, kcl, kinesis };
+
+// What every mode takes beside the shared Config.
+struct DaemonOptions {
+  std::string metrics;  // --metrics HOST:PORT; empty: no metrics server
+};
 
 struct KinesisCommand {
   std::string stream;
@@ -73,8 +82,11 @@ int usage_error(const std::string& message) {
   return exit_usage;
 }
 
+using MillisBehindHook = std::function<void(std::string_view shard, std::int64_t millis)>;
+
 template <typename Store, typename Handler>
-int run_kinesis(Store& store, Handler& handler, Logger& logger, const KinesisCommand& command) {
+int run_kinesis(Store& store, Handler& handler, Logger& logger, const KinesisCommand& command,
+                MillisBehindHook on_millis_behind) {
   aws::KinesisOptions options;
   options.region = command.region;
   options.endpoint = command.endpoint_url;
@@ -96,6 +108,7 @@ int run_kinesis(Store& store, Handler& handler, Logger& logger, const KinesisCom
                                                      : aws::ShardIteratorType::trim_horizon;
   consumer_options.idle_exit =
       std::chrono::milliseconds(static_cast<std::int64_t>(command.idle_exit_seconds * 1000));
+  consumer_options.on_millis_behind = std::move(on_millis_behind);
   daemon::KinesisConsumer consumer(client, store, handler, logger, consumer_options,
                                    stop_requested);
   if (!consumer.run()) return exit_usage;  // the stream could not be listed: logged
@@ -107,7 +120,7 @@ int run_kinesis(Store& store, Handler& handler, Logger& logger, const KinesisCom
 
 template <StateStore Store>
 int run_with(Store& store, Mode mode, const Config& config, adapter::Setup& setup, Logger& logger,
-             const KinesisCommand& kinesis) {
+             const DaemonOptions& daemon_options, const KinesisCommand& kinesis) {
   std::string error;
   std::optional<CurlUploader> made = adapter::make_uploader(config, setup.policy, error);
   if (!made) return usage_error(error);
@@ -115,29 +128,53 @@ int run_with(Store& store, Mode mode, const Config& config, adapter::Setup& setu
   Reassembler reassembler(store, uploader, config.reassembler_options(setup.policy));
   source::EventHandler handler(reassembler, logger);
   if (DeadLetterBox* box = setup.dead_letter_box()) handler.set_dead_letter(box);
+  // Declared after the Reassembler, so it stops serving before its stats go.
+  MillisBehindHook on_millis_behind;
+#if FILEBUILDER_DAEMON_METRICS
+  std::optional<daemon::MetricsServer> metrics;
+  if (!daemon_options.metrics.empty()) {
+    metrics.emplace(reassembler.stats());
+    if (!metrics->start(daemon_options.metrics, error)) return usage_error(error);
+    logger.info("serving metrics", {{"address", daemon_options.metrics}});
+    on_millis_behind = [&metrics](std::string_view shard, std::int64_t millis) {
+      metrics->set_millis_behind(shard, millis);
+    };
+  }
+#else
+  if (!daemon_options.metrics.empty())
+    return usage_error("--metrics: this filebuilderd was built without cpp-httplib");
+#endif
   if (mode == Mode::kcl) {
     if (config.store == "memory:" || config.store == "memory")
       logger.warn(
           "kcl with store memory: each shard's process keeps its own parts, so files whose "
           "chunks are spread over shards cannot complete; use redis:// (or file: on one machine)");
     daemon::KclProcessor processor(handler, logger, std::cin, stdout);
+    if (on_millis_behind) processor.on_millis_behind(on_millis_behind);
     return processor.run();
   }
-  if (mode == Mode::kinesis) return run_kinesis(store, handler, logger, kinesis);
+  if (mode == Mode::kinesis)
+    return run_kinesis(store, handler, logger, kinesis, std::move(on_millis_behind));
   adapter::Replayer replayer(handler, source::InputFormat::detect, false, true);
   replayer.stream(std::cin, "-");
   handler.flush_chunks();
-  return handler.any_problem() ? exit_failed : exit_ok;
+  // Unlike the CLI, a rejected record is not an error of the run: only records
+  // still failed at the end are (CONTRACT.md).
+  return handler.any_still_failed() ? exit_failed : exit_ok;
 }
 
-int run(Mode mode, const Config& config, const KinesisCommand& kinesis = {}) {
+int run(Mode mode, const Config& config, const DaemonOptions& daemon_options,
+        const KinesisCommand& kinesis = {}) {
   adapter::Setup setup;
   if (const std::string problem = adapter::prepare(config, setup); !problem.empty())
     return usage_error(problem);
   Logger logger(setup.level);
   std::string error;
   const int status = with_store(
-      config, [&](auto& store) { return run_with(store, mode, config, setup, logger, kinesis); },
+      config,
+      [&](auto& store) {
+        return run_with(store, mode, config, setup, logger, daemon_options, kinesis);
+      },
       -1, error);
   return status == -1 ? usage_error(error) : status;
 }
@@ -145,14 +182,24 @@ int run(Mode mode, const Config& config, const KinesisCommand& kinesis = {}) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A metrics client or a reader of stdout that goes away is an error to
+  // report, not a reason to die.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"filebuilderd: the long-running filebuilder consumer", "filebuilderd"};
   app.set_version_flag("--version", std::string("filebuilderd ") + FILEBUILDER_VERSION_STRING);
   app.require_subcommand(1);
+
+  DaemonOptions daemon_options;
+  auto add_daemon_options = [&daemon_options](CLI::App& command) {
+    command.add_option("--metrics", daemon_options.metrics,
+                       "Serve /metrics (Prometheus) and /healthz on HOST:PORT");
+  };
 
   Config stdin_config;
   CLI::App* stdin_cmd = app.add_subcommand(
       "stdin", "NDJSON of events or bare chunks on standard input, one reply line per line");
   adapter::add_config_options(*stdin_cmd, stdin_config);
+  add_daemon_options(*stdin_cmd);
 
   KinesisCommand kinesis;
   Config kinesis_config;
@@ -172,11 +219,13 @@ int main(int argc, char** argv) {
                    "Exit once every open shard was idle this many seconds (0: never)")
       ->check(CLI::NonNegativeNumber);
   adapter::add_config_options(*kinesis_cmd, kinesis_config);
+  add_daemon_options(*kinesis_cmd);
 
   Config kcl_config;
   CLI::App* kcl_cmd =
       app.add_subcommand("kcl", "A record processor for the KCL MultiLangDaemon (stdin/stdout)");
   adapter::add_config_options(*kcl_cmd, kcl_config);
+  add_daemon_options(*kcl_cmd);
 
   try {
     app.parse(argc, argv);
@@ -185,14 +234,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "filebuilderd: %s\n", error.what());
     return exit_usage;
   }
-  if (kcl_cmd->parsed()) return run(Mode::kcl, kcl_config);
+  if (kcl_cmd->parsed()) return run(Mode::kcl, kcl_config, daemon_options);
   if (kinesis_cmd->parsed()) {
     if (kinesis.region.empty())
       if (const char* region = std::getenv("AWS_DEFAULT_REGION")) kinesis.region = region;
     if (kinesis.region.empty())
       return usage_error("no region: give --region, or set AWS_REGION or AWS_DEFAULT_REGION");
     install_stop_signals();
-    return run(Mode::kinesis, kinesis_config, kinesis);
+    return run(Mode::kinesis, kinesis_config, daemon_options, kinesis);
   }
-  return run(Mode::stdin_lines, stdin_config);
+  return run(Mode::stdin_lines, stdin_config, daemon_options);
 }

@@ -239,6 +239,9 @@ struct UploadJob {
   // before connecting endpoint_invalid, endpoint_scheme or endpoint_not_allowed.
   ErrorCode error = ErrorCode::ok;
   std::string message;  // why, for logs: "HTTP 503", "connection refused", ...
+  // From the start of upload() to this job's final status, retries and their
+  // waits included; 0 when it was refused before any request.
+  std::chrono::nanoseconds elapsed{0};
 };
 
 /// Sends bodies with HTTP PUT and no Content-Type header. upload() runs every

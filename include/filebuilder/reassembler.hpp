@@ -14,6 +14,7 @@
 // One thread at a time per Reassembler; the store may be shared.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -27,6 +28,7 @@
 #include "filebuilder/chunk.hpp"
 #include "filebuilder/concepts.hpp"
 #include "filebuilder/error.hpp"
+#include "filebuilder/stats.hpp"
 #include "filebuilder/upload/policy.hpp"
 
 namespace filebuilder {
@@ -127,6 +129,7 @@ class Reassembler {
         reject(outcome, put.error);
       return index;
     }
+    bytes_decoded_ += part_size_;
     outcome.outcome = put.status == PutStatus::stored ? Outcome::accepted : Outcome::duplicate;
     if (put.complete) claim(index, chunk.put_endpoint);
     return index;
@@ -165,6 +168,7 @@ class Reassembler {
     claim_due_pending();
     if (!uploads_.empty()) run_uploads();
     flushed_ = true;
+    tally_records();
     return outcomes_;
   }
 
@@ -189,6 +193,9 @@ class Reassembler {
   }
 
   [[nodiscard]] const ReassemblerOptions& options() const noexcept { return options_; }
+  /// What this Reassembler did so far (records counted at flush()). Unlike the
+  /// rest of the class, safe to read from another thread while it runs.
+  [[nodiscard]] const ReassemblerStats& stats() const noexcept { return stats_; }
   [[nodiscard]] Store& store() noexcept { return store_; }
 
  private:
@@ -317,6 +324,11 @@ class Reassembler {
     uploader_.upload(std::span<UploadJob>(jobs_));
     for (std::size_t i = 0; i < uploads_.size(); ++i) {
       const UploadJob& job = jobs_[i];
+      if (job.attempts > 0) stats_.observe_upload(job.elapsed);
+      ReassemblerStats::add(job.status == UploadStatus::success     ? stats_.files_uploaded
+                            : job.status == UploadStatus::retryable ? stats_.upload_failures
+                                                                    : stats_.upload_refusals,
+                            1);
       QueuedUpload& upload = uploads_[i];
       RecordOutcome& outcome = outcome_of(upload);
       const std::size_t hook_index = upload.retry ? no_record : upload.index;
@@ -346,6 +358,26 @@ class Reassembler {
     jobs_.clear();
   }
 
+  // Adds the batch's record outcomes to stats_: a handful of atomic adds a
+  // batch rather than one per record.
+  void tally_records() {
+    std::array<std::uint64_t, 5> by_outcome{};
+    for (const RecordOutcome& outcome : outcomes_) {
+      ++by_outcome[static_cast<std::size_t>(outcome.outcome)];
+      if (outcome.outcome == Outcome::rejected)
+        ReassemblerStats::add(stats_.records_rejected[static_cast<std::size_t>(outcome.error)], 1);
+    }
+    ReassemblerStats::add(stats_.records_accepted,
+                          by_outcome[static_cast<std::size_t>(Outcome::accepted)]);
+    ReassemblerStats::add(stats_.records_duplicate,
+                          by_outcome[static_cast<std::size_t>(Outcome::duplicate)]);
+    ReassemblerStats::add(stats_.records_uploaded,
+                          by_outcome[static_cast<std::size_t>(Outcome::uploaded)]);
+    ReassemblerStats::add(stats_.records_failed,
+                          by_outcome[static_cast<std::size_t>(Outcome::failed)]);
+    ReassemblerStats::add(stats_.bytes_decoded, std::exchange(bytes_decoded_, 0));
+  }
+
   RecordOutcome& outcome_of(const QueuedUpload& upload) {
     return upload.retry ? retried_[upload.index] : outcomes_[upload.index];
   }
@@ -368,6 +400,8 @@ class Reassembler {
   Clock::time_point last_expire_ = Clock::now();
   std::size_t records_since_clock_ = 0;
   std::size_t expired_ = 0;
+  std::uint64_t bytes_decoded_ = 0;  // since the last flush
+  ReassemblerStats stats_;
 };
 
 }  // namespace filebuilder

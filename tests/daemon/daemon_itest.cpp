@@ -12,7 +12,11 @@
 #include "filebuilder/base64.hpp"
 #include "filebuilder/split.hpp"
 #include "support/bytes.hpp"
+#include "support/net.hpp"
 #include "support/nginx.hpp"
+#ifdef FILEBUILDER_TEST_HTTPLIB
+#include "support/put_recorder.hpp"
+#endif
 #include "support/run.hpp"
 
 #ifdef FILEBUILDER_DAEMON_PATH
@@ -196,7 +200,122 @@ TEST_CASE("filebuilderd stdin: one reply line per input line") {
   CHECK(daemon.exchange(R"({"Records":5})") ==
         std::optional<std::string>(R"({"record":4,"outcome":"rejected","error":"bad_event"})"));
   const RunResult result = daemon.finish();
-  CHECK(result.exit_code == 1);  // two lines were rejected
+  // Rejected lines are logged and answered; only records still failed at the
+  // end make the daemon exit 1 (CONTRACT.md).
+  CHECK(result.exit_code == 0);
+  CHECK(result.err.find(R"("error":"invalid_json")") != std::string::npos);
 }
+
+TEST_CASE("filebuilderd stdin: exits 1 while an upload is still failed, 0 once it healed") {
+  Nginx nginx;
+  const std::string bytes = bytes_of(50, 6);
+  SUBCASE("still failed at the end") {
+    const std::vector<std::string> chunks = chunks_of(nginx.url("/fail503/x.bin"), bytes, 50);
+    InteractiveProcess daemon(daemon_args(nginx, "stdin"));
+    CHECK(daemon.exchange(chunks[0]) ==
+          std::optional<std::string>(R"({"record":1,"outcome":"failed","error":"upload_failed"})"));
+    CHECK(daemon.finish().exit_code == 1);
+  }
+  SUBCASE("failed, then uploaded when a duplicate completes the file again") {
+    const std::vector<std::string> chunks = chunks_of(nginx.url("/flaky/y.bin"), bytes, 50);
+    nginx.set_flaky_down(true);
+    InteractiveProcess daemon(daemon_args(nginx, "stdin"));
+    CHECK(daemon.exchange(chunks[0]) ==
+          std::optional<std::string>(R"({"record":1,"outcome":"failed","error":"upload_failed"})"));
+    nginx.set_flaky_down(false);
+    CHECK(daemon.exchange(chunks[0]) ==
+          std::optional<std::string>(R"({"record":2,"outcome":"uploaded"})"));
+    CHECK(stored(nginx, "/flaky/y.bin") == bytes);
+    CHECK(daemon.finish().exit_code == 0);
+  }
+}
+
+#ifdef FILEBUILDER_TEST_HTTPLIB
+
+namespace {
+
+using filebuilder::test::http_get;
+
+/// The value of the sample `name` (with its labels) on a /metrics page, or -1.
+long sample(const std::string& page, const std::string& name) {
+  const std::string prefix = "\n" + name + " ";
+  const std::size_t at = ("\n" + page).find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::stol(page.substr(at + prefix.size() - 1));
+}
+
+}  // namespace
+
+TEST_CASE("filebuilderd stdin --metrics: /metrics counts what was handled, /healthz answers") {
+  Nginx nginx;
+  const std::string bytes = bytes_of(300, 7);
+  const std::vector<std::string> chunks = chunks_of(nginx.url("/files/m.bin"), bytes, 200);
+  const int port = filebuilder::test::free_port();
+  std::vector<std::string> args = daemon_args(nginx, "stdin");
+  args.insert(args.end(), {"--metrics", "127.0.0.1:" + std::to_string(port)});
+  InteractiveProcess daemon(args);
+  CHECK(daemon.exchange(chunks[1]).has_value());
+  CHECK(daemon.exchange(chunks[1]).has_value());  // a duplicate
+  CHECK(daemon.exchange("not json").has_value());
+  CHECK(daemon.exchange(chunks[0]) ==
+        std::optional<std::string>(R"({"record":4,"outcome":"uploaded"})"));
+  const auto [status, page] = http_get(port, "/metrics");
+  CHECK(status == 200);
+  CAPTURE(page);
+  CHECK(sample(page, R"(filebuilder_records_total{outcome="accepted"})") == 1);
+  CHECK(sample(page, R"(filebuilder_records_total{outcome="duplicate"})") == 1);
+  CHECK(sample(page, R"(filebuilder_records_total{outcome="uploaded"})") == 1);
+  CHECK(sample(page, R"(filebuilder_records_total{outcome="rejected"})") == 1);
+  CHECK(sample(page, R"(filebuilder_records_rejected_total{code="invalid_json"})") == 1);
+  CHECK(sample(page, "filebuilder_bytes_decoded_total") == 100 + 100 + 200);
+  CHECK(sample(page, "filebuilder_files_uploaded_total") == 1);
+  CHECK(sample(page, "filebuilder_upload_failures_total") == 0);
+  CHECK(sample(page, "filebuilder_upload_duration_seconds_count") == 1);
+  CHECK(sample(page, R"(filebuilder_upload_duration_seconds_bucket{le="+Inf"})") == 1);
+  CHECK(page.find("# TYPE filebuilder_upload_duration_seconds histogram\n") != std::string::npos);
+  CHECK(page.find("/files/m.bin") == std::string::npos);  // no endpoint in any label
+  const auto health = http_get(port, "/healthz");
+  CHECK(health.first == 200);
+  CHECK(health.second == "ok\n");
+  CHECK(http_get(port, "/other").first == 404);
+  CHECK(daemon.finish().exit_code == 0);
+}
+
+TEST_CASE("filebuilderd kcl --metrics: millisBehindLatest of the shard") {
+  Nginx nginx;
+  const std::vector<std::string> chunks = chunks_of(nginx.url("/files/l.bin"), bytes_of(10, 8), 4);
+  const int port = filebuilder::test::free_port();
+  std::vector<std::string> args = daemon_args(nginx, "kcl");
+  args.insert(args.end(), {"--metrics", "127.0.0.1:" + std::to_string(port)});
+  InteractiveProcess processor(args);
+  (void)send(processor, R"({"action":"initialize","shardId":"shardId-000000000007"})",
+             "initialize");
+  std::string batch = process_records({chunks[0]}, 1);
+  batch.replace(batch.find(R"("millisBehindLatest":0)"), 22, R"("millisBehindLatest":4321)");
+  (void)send(processor, batch, "processRecords");
+  const auto [status, page] = http_get(port, "/metrics");
+  CHECK(status == 200);
+  CAPTURE(page);
+  CHECK(sample(page, R"(filebuilder_millis_behind_latest{shard="shardId-000000000007"})") == 4321);
+  CHECK(sample(page, R"(filebuilder_records_total{outcome="accepted"})") == 1);
+  (void)send(processor, R"({"action":"leaseLost"})", "leaseLost");
+  CHECK(processor.finish().exit_code == 0);
+}
+
+TEST_CASE("filebuilderd --metrics: a malformed address or a port in use exits 2") {
+  Nginx nginx;
+  for (const std::string& address :
+       {std::string("9464"), std::string("::1:9464"), std::string("127.0.0.1:99999"),
+        "127.0.0.1:" + std::to_string(nginx.port())}) {
+    CAPTURE(address);
+    std::vector<std::string> args = daemon_args(nginx, "stdin");
+    args.insert(args.end(), {"--metrics", address});
+    const RunResult result = filebuilder::test::run(args, "");
+    CHECK(result.exit_code == 2);
+    CHECK(result.err.find("--metrics") != std::string::npos);
+  }
+}
+
+#endif  // FILEBUILDER_TEST_HTTPLIB
 
 #endif  // FILEBUILDER_DAEMON_PATH

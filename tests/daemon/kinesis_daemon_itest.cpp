@@ -16,8 +16,12 @@
 #include "filebuilder/split.hpp"
 #include "support/bytes.hpp"
 #include "support/kinesalite.hpp"
+#include "support/net.hpp"
 #include "support/nginx.hpp"
 #include "support/process.hpp"
+#ifdef FILEBUILDER_TEST_HTTPLIB
+#include "support/put_recorder.hpp"
+#endif
 #include "support/run.hpp"
 #include "support/temp_dir.hpp"
 
@@ -54,7 +58,9 @@ struct Files {
   std::vector<std::string> records;          // chunk records, shuffled, 15% twice
 };
 
-Files make_files(const Nginx& nginx, const std::string& prefix, int count, std::uint64_t seed,
+// `target` is the Nginx (or PutRecorder) the files are PUT to.
+template <typename Target>
+Files make_files(const Target& target, const std::string& prefix, int count, std::uint64_t seed,
                  const std::string& location = "/files/") {
   std::mt19937_64 rng(seed);
   Files files;
@@ -62,7 +68,7 @@ Files make_files(const Nginx& nginx, const std::string& prefix, int count, std::
     const std::string path = location + prefix + "-" + std::to_string(i) + ".bin";
     const std::string bytes = filebuilder::test::random_bytes(rng, rng() % 6000);
     files.bytes[path] = bytes;
-    const std::string url = nginx.url(path) + "?X-Amz-Signature=secret";
+    const std::string url = target.url(path) + "?X-Amz-Signature=secret";
     const std::uint64_t parts = bytes.empty() ? 1 : (bytes.size() + 999) / 1000;
     for (std::uint64_t p = 0; p < parts; ++p)
       files.records.push_back(
@@ -265,6 +271,111 @@ TEST_CASE("filebuilderd kinesis: kinesalite down for a while mid-run: retried, n
   check_delivered(nginx, first);
   check_delivered(nginx, later);
 }
+
+#ifdef FILEBUILDER_TEST_HTTPLIB
+
+namespace {
+
+// The summary line among a ChildProcess's output (stdout and stderr in one file).
+std::map<std::string, long> summary_in(const std::string& output) {
+  const std::size_t at = output.find("{\"records\":");
+  REQUIRE(at != std::string::npos);
+  return summary_of(output.substr(at, output.find('\n', at) - at));
+}
+
+template <typename Done>
+bool wait_for(Done&& done, std::chrono::seconds limit = std::chrono::seconds(60)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("filebuilderd kinesis: SIGTERM while uploads are slow, exit 0 in seconds, no PUT twice") {
+  SKIP_WITHOUT_KINESALITE();
+  Setup setup("slow", 2);
+  auto& [credentials, kinesalite, nginx, dir, client, stream, store] = setup;
+  filebuilder::test::PutRecorder target(std::chrono::milliseconds(1500));
+  const Files early = make_files(target, "early", 8, 21);
+  put_all(stream, early.records, 22);
+  std::vector<std::string> args = setup.args("");
+  args.insert(args.end(), {"--allow-host", "127.0.0.1:" + std::to_string(target.port())});
+
+  const Files late = make_files(target, "late", 6, 23);
+  {
+    filebuilder::test::ChildProcess daemon(args, dir.path() / "run1.log");
+    REQUIRE(wait_for([&] { return target.started() > 0; }));
+    // Records that arrive while the uploads are in flight: left for the next run.
+    put_all(stream, late.records, 24);
+    ::kill(daemon.pid(), SIGTERM);
+    const auto stopped_at = std::chrono::steady_clock::now();
+    const int status = daemon.wait();
+    CHECK(std::chrono::steady_clock::now() - stopped_at < std::chrono::seconds(10));
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  }
+  const std::string log1 = read_bytes(dir.path() / "run1.log").value_or("");
+  CAPTURE(log1);
+  const std::map<std::string, long> summary1 = summary_in(log1);
+  CHECK(summary1.at("failed") == 0);
+  // Every upload that had started when the signal came finished: none cut off.
+  CHECK(summary1.at("uploaded") == target.started());
+  CHECK(summary1.at("uploaded") < 14);  // stopped before the end: the rest is left
+
+  args.insert(args.end(), {"--idle-exit", "2"});
+  RunResult run2 = filebuilder::test::run(args, {}, std::chrono::seconds(120));
+  CAPTURE(run2.err);
+  CHECK(run2.exit_code == 0);
+  const std::map<std::string, long> summary2 = summary_of(run2.out);
+  // The second run reads exactly what the first did not.
+  CHECK(summary1.at("records") + summary2.at("records") ==
+        static_cast<long>(early.records.size() + late.records.size()));
+  CHECK(summary1.at("uploaded") + summary2.at("uploaded") == 14);
+  for (const Files* files : {&early, &late}) {
+    for (const auto& file : files->bytes) {
+      const std::string& path = file.first;
+      CAPTURE(path);
+      CHECK(target.body(path) == std::optional<std::string>(file.second));
+      CHECK(target.puts(path) == 1);
+    }
+  }
+}
+
+TEST_CASE("filebuilderd kinesis --metrics: millisBehindLatest of every shard, and the counts") {
+  SKIP_WITHOUT_KINESALITE();
+  Setup setup("lag", 2);
+  auto& [credentials, kinesalite, nginx, dir, client, stream, store] = setup;
+  const Files files = make_files(nginx, "lag", 5, 31);
+  put_all(stream, files.records, 32);
+  const int port = filebuilder::test::free_port();
+  std::vector<std::string> args = setup.args("");
+  args.insert(args.end(), {"--metrics", "127.0.0.1:" + std::to_string(port)});
+  filebuilder::test::ChildProcess daemon(args, dir.path() / "run.log");
+  std::string page;
+  const bool ready = wait_for([&] {
+    page = filebuilder::test::http_get(port, "/metrics").second;
+    // (Counters are read one by one: wait until each has caught up.)
+    return page.find("filebuilder_files_uploaded_total 5\n") != std::string::npos &&
+           page.find("filebuilder_records_total{outcome=\"uploaded\"} 5\n") != std::string::npos &&
+           page.find(R"(filebuilder_millis_behind_latest{shard="shardId-000000000001"} )") !=
+               std::string::npos;
+  });
+  CAPTURE(page);
+  CHECK(ready);
+  CHECK(page.find(R"(filebuilder_millis_behind_latest{shard="shardId-000000000000"} )") !=
+        std::string::npos);
+  CHECK(page.find("filebuilder_records_total{outcome=\"uploaded\"} 5\n") != std::string::npos);
+  CHECK(filebuilder::test::http_get(port, "/healthz").first == 200);
+  ::kill(daemon.pid(), SIGTERM);
+  const int status = daemon.wait();
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  check_delivered(nginx, files);
+}
+
+#endif  // FILEBUILDER_TEST_HTTPLIB
 
 TEST_CASE("filebuilderd kinesis: usage and configuration errors exit 2 with one clear line") {
   Nginx nginx;

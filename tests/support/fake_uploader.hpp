@@ -3,6 +3,7 @@
 // integration tests use CurlUploader against a real nginx.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <map>
 #include <span>
@@ -41,6 +42,7 @@ class FakeUploader {
       }
       calls.push_back(std::move(call));
       job.attempts = 1;
+      job.elapsed = elapsed;
       UploadStatus status = UploadStatus::success;
       auto it = scripted_.find(std::string(job.url));
       if (it != scripted_.end() && !it->second.empty()) {
@@ -61,6 +63,7 @@ class FakeUploader {
 
   std::vector<Call> calls;
   unsigned batches = 0;
+  std::chrono::nanoseconds elapsed{0};  // what every job reports as its latency
 
  private:
   std::map<std::string, std::deque<UploadStatus>> scripted_;

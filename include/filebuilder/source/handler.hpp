@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -225,6 +226,13 @@ class EventHandler {
   }
   /// Whether any record (or document) was rejected or failed so far.
   [[nodiscard]] bool any_problem() const noexcept { return any_problem_; }
+  /// Whether records are failed still: a failed upload whose file was not
+  /// uploaded (or refused) later in this run, or a record that failed before
+  /// its file was known (the store was unavailable). What a long-running
+  /// adapter's exit status reports, where any_problem() is the CLI's.
+  [[nodiscard]] bool any_still_failed() const noexcept {
+    return !failed_endpoints_.empty() || failed_without_file_ > 0;
+  }
 
  private:
   DocumentKind detect(simdjson::padded_string_view document) {
@@ -386,6 +394,7 @@ class EventHandler {
       logger_.warn("abandoned files expired: their parts were dropped",
                    {{"files", std::uint64_t{expired}}});
     for (const RecordOutcome& retry : reassembler_.retried()) {
+      track_failure(retry);
       const std::string endpoint = redact_url(retry.endpoint);
       if (retry.outcome == Outcome::uploaded) {
         logger_.info("pending upload retried: file uploaded",
@@ -400,10 +409,31 @@ class EventHandler {
     }
   }
 
+  // A failed upload stays failed until its file is uploaded or refused later
+  // (a duplicate chunk completing it again, or a pending retry).
+  void track_failure(const RecordOutcome& outcome) {
+    switch (outcome.outcome) {
+      case Outcome::failed:
+        if (outcome.endpoint.empty())
+          ++failed_without_file_;
+        else
+          failed_endpoints_.insert(outcome.endpoint);
+        return;
+      case Outcome::uploaded:
+      case Outcome::rejected:
+        if (!outcome.endpoint.empty() && !failed_endpoints_.empty())
+          failed_endpoints_.erase(outcome.endpoint);
+        return;
+      case Outcome::accepted:
+      case Outcome::duplicate: return;
+    }
+  }
+
   // `record` is the log field naming the record, `id` its text (for dead letters).
   void report(const LogField& record, std::string_view id, const RecordOutcome& outcome,
               std::string_view data_base64, std::string_view raw,
               std::optional<std::uint64_t> sub = std::nullopt) {
+    track_failure(outcome);
     switch (outcome.outcome) {
       case Outcome::accepted:
       case Outcome::duplicate:
@@ -466,6 +496,8 @@ class EventHandler {
   std::string_view source_ = "ndjson";
   bool raw_records_ = false;  // handle_records(): records_ hold bytes, not base64
   bool any_problem_ = false;
+  std::set<std::string, std::less<>> failed_endpoints_;  // see track_failure()
+  std::uint64_t failed_without_file_ = 0;
 };
 
 }  // namespace filebuilder::source

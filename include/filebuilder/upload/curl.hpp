@@ -562,6 +562,7 @@ inline void CurlState::finish_attempt(CurlTransfer& t, CURLcode code,
 }
 
 inline void CurlState::upload(std::span<UploadJob> jobs) {
+  const auto began = SteadyClock::now();
   std::vector<CurlTransfer> transfers(jobs.size());
   std::vector<CurlTransfer*> waiting;
   waiting.reserve(jobs.size());
@@ -572,6 +573,7 @@ inline void CurlState::upload(std::span<UploadJob> jobs) {
     job.attempts = 0;
     job.error = ErrorCode::ok;
     job.message.clear();
+    job.elapsed = {};
     CurlTransfer& t = transfers[i];
     t.job = &job;
     if (job.body == nullptr) {
@@ -640,7 +642,10 @@ inline void CurlState::upload(std::span<UploadJob> jobs) {
       } else {
         ++t.job->attempts;
         retry_or_fail(t, "could not set up the transfer", 0, waiting);
-        if (t.start_at > now) next_start = std::min(next_start, t.start_at);
+        if (waiting.empty() || waiting.back() != &t)
+          t.job->elapsed = SteadyClock::now() - began;
+        else if (t.start_at > now)
+          next_start = std::min(next_start, t.start_at);
       }
     }
 
@@ -655,7 +660,10 @@ inline void CurlState::upload(std::span<UploadJob> jobs) {
       const CURLcode code = message->data.result;
       --active;
       finish_attempt(t, code, waiting);
-      if (!waiting.empty() && waiting.back() == &t) next_start = std::min(next_start, t.start_at);
+      if (!waiting.empty() && waiting.back() == &t)
+        next_start = std::min(next_start, t.start_at);
+      else
+        t.job->elapsed = SteadyClock::now() - began;  // final
     }
     if (active == 0 && waiting.empty()) break;
 

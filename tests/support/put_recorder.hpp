@@ -1,0 +1,85 @@
+// Test support: a PUT target on 127.0.0.1 (cpp-httplib) that answers each PUT
+// after a delay, keeps every body and counts the PUTs per path. The slow
+// upload target of the daemon's shutdown tests, where nginx cannot be made
+// slow; and a way to scrape the daemon's /metrics.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace filebuilder::test {
+
+class PutRecorder {
+ public:
+  explicit PutRecorder(std::chrono::milliseconds delay) : delay_(delay) {
+    server_.Put(".*", [this](const httplib::Request& request, httplib::Response& response) {
+      started_.fetch_add(1);
+      std::this_thread::sleep_for(delay_);
+      {
+        const std::lock_guard lock(mutex_);
+        ++puts_[request.path];
+        bodies_[request.path] = request.body;
+      }
+      response.status = 200;
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    if (port_ <= 0) throw std::runtime_error("PutRecorder: cannot bind 127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    for (int i = 0; i < 5000 && !server_.is_running(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~PutRecorder() {
+    server_.stop();
+    thread_.join();
+  }
+  PutRecorder(const PutRecorder&) = delete;
+  PutRecorder& operator=(const PutRecorder&) = delete;
+
+  [[nodiscard]] int port() const noexcept { return port_; }
+  [[nodiscard]] std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  /// PUTs that reached the handler, finished or not.
+  [[nodiscard]] int started() const noexcept { return started_.load(); }
+  [[nodiscard]] int puts(const std::string& path) const {
+    const std::lock_guard lock(mutex_);
+    const auto it = puts_.find(path);
+    return it == puts_.end() ? 0 : it->second;
+  }
+  [[nodiscard]] std::optional<std::string> body(const std::string& path) const {
+    const std::lock_guard lock(mutex_);
+    const auto it = bodies_.find(path);
+    if (it == bodies_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::chrono::milliseconds delay_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::atomic<int> started_{0};
+  mutable std::mutex mutex_;
+  std::map<std::string, int> puts_;
+  std::map<std::string, std::string> bodies_;
+};
+
+/// GET http://127.0.0.1:PORT/PATH: the status and the body (status 0: no answer).
+inline std::pair<int, std::string> http_get(int port, const std::string& path) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(5);
+  const httplib::Result result = client.Get(path.c_str());
+  if (!result) return {0, {}};
+  return {result->status, result->body};
+}
+
+}  // namespace filebuilder::test
