@@ -24,10 +24,12 @@ class FilebuilderConan(ConanFile):
     options = {
         "with_curl": [True, False],
         "with_redis": [True, False],
+        "with_beast": [True, False],
     }
     default_options = {
         "with_curl": True,
         "with_redis": False,
+        "with_beast": False,
     }
     exports_sources = "include/*", "LICENSE"
     no_copy_source = True
@@ -36,6 +38,7 @@ class FilebuilderConan(ConanFile):
     _component_headers = {
         "with_curl": "filebuilder/upload/curl.hpp",
         "with_redis": "filebuilder/store/redis.hpp",
+        "with_beast": "filebuilder/upload/beast.hpp",
     }
 
     @property
@@ -65,6 +68,8 @@ class FilebuilderConan(ConanFile):
             self.requires("libcurl/[>=7.88 <9]", transitive_headers=True)
         if self.options.with_redis:
             self.requires("hiredis/[>=0.14 <2]", transitive_headers=True)
+        if self.options.with_beast:
+            self.requires("boost/[>=1.74 <2]", transitive_headers=True)
 
     def package_id(self):
         self.info.clear()
@@ -118,5 +123,9 @@ class FilebuilderConan(ConanFile):
             usual.append("curl")
         if self.options.with_redis:
             component("redis", ["crypto", "hiredis::hiredislib"], ["FILEBUILDER_HAS_REDIS=1"])
+        if self.options.with_beast:
+            component("beast", ["core", "boost::headers", "openssl::ssl"],
+                      ["FILEBUILDER_HAS_BEAST=1"])
+            self.cpp_info.components["beast"].system_libs = ["pthread"]
         # filebuilder::filebuilder: core + crypto + curl, the usual set.
         component("usual", usual, target="filebuilder::filebuilder")

@@ -13,6 +13,9 @@
 #if defined(FILEBUILDER_HAS_REDIS)
 #include <filebuilder/store/redis.hpp>
 #endif
+#if defined(FILEBUILDER_HAS_BEAST)
+#include <filebuilder/upload/beast.hpp>
+#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -42,6 +45,9 @@ static_assert(filebuilder::Uploader<filebuilder::CurlUploader>);
 #endif
 #if defined(FILEBUILDER_HAS_REDIS)
 static_assert(filebuilder::StateStore<filebuilder::RedisStore>);
+#endif
+#if defined(FILEBUILDER_HAS_BEAST)
+static_assert(filebuilder::Uploader<filebuilder::BeastUploader>);
 #endif
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include "filebuilder/store/select.hpp"
 #include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
+#include "filebuilder/upload/select.hpp"
 #include "filebuilder/version.hpp"
 
 namespace {
@@ -129,14 +130,10 @@ source::InputFormat input_format(std::string_view name) {
   return source::InputFormat::detect;
 }
 
-// Everything after the store is chosen: the same for every store.
-template <StateStore Store>
-int replay_with(Store& store, const ReplayCommand& command, const EndpointPolicy& policy,
-                Logger& logger, DeadLetterBox* dead_letter) {
-  std::string error;
-  std::optional<CurlUploader> made = adapter::make_uploader(command.config, policy, error);
-  if (!made) return usage_error(error);  // an unreadable --ca-file, say
-  CurlUploader& uploader = *made;
+// Everything after the store and the uploader are chosen: the same for each.
+template <StateStore Store, Uploader Upload>
+int replay_with(Store& store, Upload& uploader, const ReplayCommand& command,
+                const EndpointPolicy& policy, Logger& logger, DeadLetterBox* dead_letter) {
   Reassembler reassembler(store, uploader, command.config.reassembler_options(policy));
   source::EventHandler handler(reassembler, logger);
   if (dead_letter != nullptr) handler.set_dead_letter(dead_letter);
@@ -176,7 +173,15 @@ int run_replay(const ReplayCommand& command) {
   const int status = with_store(
       config,
       [&](auto& store) {
-        return replay_with(store, command, setup.policy, logger, setup.dead_letter_box());
+        std::string problem;
+        const int replayed = with_uploader(
+            config, setup.policy,
+            [&](auto& uploader) {
+              return replay_with(store, uploader, command, setup.policy, logger,
+                                 setup.dead_letter_box());
+            },
+            -1, problem);
+        return replayed == -1 ? usage_error(problem) : replayed;  // an unreadable --ca-file, say
       },
       -1, error);
   return status == -1 ? usage_error(error) : status;

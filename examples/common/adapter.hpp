@@ -19,8 +19,8 @@
 #include "filebuilder/log.hpp"
 #include "filebuilder/source/handler.hpp"
 #include "filebuilder/source/ndjson.hpp"
-#include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
+#include "filebuilder/upload/select.hpp"
 
 namespace filebuilder::adapter {
 
@@ -30,6 +30,8 @@ inline void add_config_options(CLI::App& app, Config& config) {
   app.add_option("--store", config.store,
                  "State store: memory:, file:DIR or redis://HOST:PORT[/DB]")
       ->envname("FILEBUILDER_STORE");
+  app.add_option("--uploader", config.uploader, "HTTP uploader: " + available_uploaders())
+      ->envname("FILEBUILDER_UPLOADER");
   app.add_option("--allow-host", config.allow_hosts,
                  "HOST[:PORT] that may be reached over http and on private addresses")
       ->allow_extra_args(false)
@@ -96,20 +98,6 @@ struct Setup {
       return "cannot create dead-letter directory '" + config.dead_letter + "'";
   }
   return {};
-}
-
-/// The uploader a Config asks for, or nullopt with the reason in `error`
-/// (an unreadable --ca-file, say): a configuration error, exit 2.
-[[nodiscard]] inline std::optional<CurlUploader> make_uploader(const Config& config,
-                                                               const EndpointPolicy& policy,
-                                                               std::string& error) {
-  std::optional<CurlUploader> uploader;
-  try {
-    uploader.emplace(curl_uploader_options(config, policy));
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
-  return uploader;
 }
 
 /// Feeds NDJSON lines (and whole documents) to an EventHandler. Events get

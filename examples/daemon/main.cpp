@@ -31,6 +31,7 @@
 #include "filebuilder/source/handler.hpp"
 #include "filebuilder/store/select.hpp"
 #include "filebuilder/upload/curl.hpp"
+#include "filebuilder/upload/select.hpp"
 #include "filebuilder/version.hpp"
 #include "kcl.hpp"
 #include "kinesis_consumer.hpp"
@@ -118,13 +119,10 @@ int run_kinesis(Store& store, Handler& handler, Logger& logger, const KinesisCom
   return consumer.any_held() ? exit_failed : exit_ok;
 }
 
-template <StateStore Store>
-int run_with(Store& store, Mode mode, const Config& config, adapter::Setup& setup, Logger& logger,
-             const DaemonOptions& daemon_options, const KinesisCommand& kinesis) {
+template <StateStore Store, Uploader Upload>
+int run_with(Store& store, Upload& uploader, Mode mode, const Config& config, adapter::Setup& setup,
+             Logger& logger, const DaemonOptions& daemon_options, const KinesisCommand& kinesis) {
   std::string error;
-  std::optional<CurlUploader> made = adapter::make_uploader(config, setup.policy, error);
-  if (!made) return usage_error(error);
-  CurlUploader& uploader = *made;
   Reassembler reassembler(store, uploader, config.reassembler_options(setup.policy));
   source::EventHandler handler(reassembler, logger);
   if (DeadLetterBox* box = setup.dead_letter_box()) handler.set_dead_letter(box);
@@ -173,7 +171,15 @@ int run(Mode mode, const Config& config, const DaemonOptions& daemon_options,
   const int status = with_store(
       config,
       [&](auto& store) {
-        return run_with(store, mode, config, setup, logger, daemon_options, kinesis);
+        std::string problem;
+        const int ran = with_uploader(
+            config, setup.policy,
+            [&](auto& uploader) {
+              return run_with(store, uploader, mode, config, setup, logger, daemon_options,
+                              kinesis);
+            },
+            -1, problem);
+        return ran == -1 ? usage_error(problem) : ran;
       },
       -1, error);
   return status == -1 ? usage_error(error) : status;

@@ -41,6 +41,7 @@
 #include "filebuilder/store/select.hpp"
 #include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
+#include "filebuilder/upload/select.hpp"
 #include "filebuilder/version.hpp"
 #include "runtime_api.hpp"
 
@@ -171,9 +172,9 @@ void set_trace_id(const std::string& trace_id) {
 }
 
 /// Serves invocations until the Runtime API cannot give the next one.
-template <StateStore Store>
-int serve(Store& store, CurlUploader& uploader, const Settings& settings, RuntimeApi& api,
-          Logger& logger, DeadLetterBox* dead_letter) {
+template <StateStore Store, Uploader Upload>
+int serve(Store& store, Upload& uploader, const Settings& settings, RuntimeApi& api, Logger& logger,
+          DeadLetterBox* dead_letter) {
   Reassembler reassembler(store, uploader, settings.config.reassembler_options(settings.policy));
   source::EventHandler handler(reassembler, logger);
   if (dead_letter != nullptr) handler.set_dead_letter(dead_letter);
@@ -266,19 +267,24 @@ int main() {
           "FILEBUILDER_DEAD_LETTER: cannot create directory '" + settings.config.dead_letter + "'");
   }
   DeadLetterBox* box = dead_letter ? &*dead_letter : nullptr;
-  std::optional<CurlUploader> uploader;
-  try {
-    uploader.emplace(curl_uploader_options(settings.config, settings.policy));
-  } catch (const std::exception& exception) {  // libcurl cannot be initialised
-    return init_error(*api, logger, std::string("cannot start: ") + exception.what());
-  }
-  // memory:, file:DIR or redis://: the store outlives invocations, as the rest does.
-  constexpr int bad_store = std::numeric_limits<int>::min();
-  std::string store_error;
-  const int status = with_store(
-      settings.config,
-      [&](auto& store) { return serve(store, *uploader, settings, *api, logger, box); }, bad_store,
-      store_error);
-  if (status == bad_store) return init_error(*api, logger, "FILEBUILDER_STORE: " + store_error);
+  // FILEBUILDER_UPLOADER (curl or beast), and memory:, file:DIR or redis://:
+  // the store and the uploader outlive invocations, as the rest does.
+  constexpr int bad_setting = std::numeric_limits<int>::min();
+  std::string uploader_error;
+  const int status = with_uploader(
+      settings.config, settings.policy,
+      [&](auto& uploader) {
+        std::string store_error;
+        const int served = with_store(
+            settings.config,
+            [&](auto& store) { return serve(store, uploader, settings, *api, logger, box); },
+            bad_setting, store_error);
+        if (served == bad_setting)
+          return init_error(*api, logger, "FILEBUILDER_STORE: " + store_error);
+        return served;
+      },
+      bad_setting, uploader_error);
+  if (status == bad_setting)
+    return init_error(*api, logger, std::string("cannot start: ") + uploader_error);
   return status;
 }

@@ -25,6 +25,7 @@ namespace filebuilder {
 
 struct Config {
   std::string store = "memory:";         // FILEBUILDER_STORE
+  std::string uploader = "curl";         // FILEBUILDER_UPLOADER: curl or beast
   std::vector<std::string> allow_hosts;  // FILEBUILDER_ALLOW_HOSTS (comma-separated entries)
   std::string ca_file;                   // FILEBUILDER_CA_FILE (CAs added to the system's)
   std::string ca_bundle;                 // FILEBUILDER_CA_BUNDLE (replaces libcurl's bundle file)
@@ -70,6 +71,7 @@ struct Config {
       field = static_cast<T>(parsed);
     };
     text("FILEBUILDER_STORE", config.store);
+    text("FILEBUILDER_UPLOADER", config.uploader);
     if (const char* hosts = get("FILEBUILDER_ALLOW_HOSTS"); hosts != nullptr)
       config.allow_hosts = {hosts};
     text("FILEBUILDER_CA_FILE", config.ca_file);

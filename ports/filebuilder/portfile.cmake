@@ -6,11 +6,12 @@
 set(VCPKG_BUILD_TYPE release)
 get_filename_component(SOURCE_PATH "${CURRENT_PORT_DIR}/../.." ABSOLUTE)
 
-# Features -> the CMake options of the components (filebuilder::curl, filebuilder::redis).
+# Features -> the CMake options of the components (filebuilder::curl, ::redis, ::beast).
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
   FEATURES
     curl  FILEBUILDER_WITH_CURL
     redis FILEBUILDER_WITH_REDIS
+    beast FILEBUILDER_WITH_BEAST
 )
 
 vcpkg_cmake_configure(

@@ -845,6 +845,28 @@ TEST_CASE("cli: usage errors exit 2 with one line on stderr, --help and --versio
       CHECK(lines_of(r.err).size() == 1);
     }
   }
+  SUBCASE("an unknown --uploader, or FILEBUILDER_UPLOADER, names the ones there are") {
+    const RunResult flag = run({cli, "replay", "--uploader", "wget"}, "");
+    CHECK(flag.exit_code == 2);
+    CHECK(flag.out == "");
+    std::string known = "curl";
+#if defined(FILEBUILDER_HAS_BEAST)
+    known += "|beast";
+#endif
+    CHECK(flag.err == "filebuilder: unknown uploader 'wget' (" + known + ")\n");
+    const RunResult env = run({"/usr/bin/env", "FILEBUILDER_UPLOADER=wget", cli, "replay"}, "");
+    CHECK(env.exit_code == 2);
+    CHECK(env.err == flag.err);
+  }
+  SUBCASE("replay --help names the uploaders") {
+    const RunResult r = run({cli, "replay", "--help"});
+    CHECK(r.exit_code == 0);
+#if defined(FILEBUILDER_HAS_BEAST)
+    CHECK(r.out.find("HTTP uploader: curl|beast") != std::string::npos);
+#else
+    CHECK(r.out.find("HTTP uploader: curl") != std::string::npos);
+#endif
+  }
   SUBCASE("split without --endpoint") {
     TempDir dir("filebuilder-cli");
     write_bytes(dir / "f", "abc");

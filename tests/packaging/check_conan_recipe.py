@@ -132,22 +132,24 @@ r.set_version()
 expect("version read from CMakeLists.txt", r.version, expected_version)
 
 # The option sets the feature-set test installs with CMake.
-for curl, redis in [(False, False), (True, False), (True, True)]:
-    label = f"with_curl={curl} with_redis={redis}"
+for curl, redis, beast in [(False, False, False), (True, False, False), (True, True, True)]:
+    label = f"with_curl={curl} with_redis={redis} with_beast={beast}"
     r = recipe()
-    r.options = Options({"with_curl": curl, "with_redis": redis})
+    r.options = Options({"with_curl": curl, "with_redis": redis, "with_beast": beast})
     required = []
     r.requires = lambda ref, **_traits: required.append(ref.split("/")[0])
     r.requirements()
     expect(f"{label}: requirements", sorted(required),
-           sorted(["simdjson", "openssl", "protozero"] + ["libcurl"] * curl + ["hiredis"] * redis))
+           sorted(["simdjson", "openssl", "protozero"] + ["libcurl"] * curl + ["hiredis"] * redis
+                  + ["boost"] * beast))
 
     copies.clear()
     r.package()
     excluded = sorted(e for c in copies for e in c[3])
     expect(f"{label}: headers left out", excluded,
            sorted(["filebuilder/upload/curl.hpp"] * (not curl)
-                  + ["filebuilder/store/redis.hpp"] * (not redis)))
+                  + ["filebuilder/store/redis.hpp"] * (not redis)
+                  + ["filebuilder/upload/beast.hpp"] * (not beast)))
     for header in excluded:
         if not os.path.exists(os.path.join(source_dir, "include", header)):
             failures.append(f"{label}: excludes {header}, which does not exist")
@@ -158,13 +160,15 @@ for curl, redis in [(False, False), (True, False), (True, True)]:
     expect(f"{label}: cmake_file_name", info.properties.get("cmake_file_name"), "filebuilder")
     targets = {c.properties.get("cmake_target_name"): c for c in info.components.values()}
     expected_targets = ["filebuilder::core", "filebuilder::crypto"] + ["filebuilder::curl"] * curl \
-        + ["filebuilder::redis"] * redis + ["filebuilder::filebuilder"]
+        + ["filebuilder::redis"] * redis + ["filebuilder::beast"] * beast \
+        + ["filebuilder::filebuilder"]
     expect(f"{label}: component targets", sorted(targets), sorted(expected_targets))
     usual = targets.get("filebuilder::filebuilder")
     if usual:
         expect(f"{label}: filebuilder::filebuilder requires", sorted(usual.requires),
                sorted(["core", "crypto"] + ["curl"] * curl))
-    for name, define in [("curl", "FILEBUILDER_HAS_CURL=1"), ("redis", "FILEBUILDER_HAS_REDIS=1")]:
+    for name, define in [("curl", "FILEBUILDER_HAS_CURL=1"), ("redis", "FILEBUILDER_HAS_REDIS=1"),
+                         ("beast", "FILEBUILDER_HAS_BEAST=1")]:
         component = targets.get(f"filebuilder::{name}")
         if component:
             expect(f"{label}: filebuilder::{name} defines", component.defines, [define])

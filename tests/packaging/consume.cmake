@@ -15,7 +15,7 @@ if(NOT run_output MATCHES "filebuilder_DIR=${PREFIX}/")
   message(FATAL_ERROR "filebuilder was not found in ${PREFIX}:\n${run_output}")
 endif()
 
-foreach(component IN ITEMS curl redis)
+foreach(component IN ITEMS curl redis beast)
   if(component IN_LIST COMPONENTS)
     continue()
   endif()

@@ -40,36 +40,16 @@
 
 #include "filebuilder/concepts.hpp"
 #include "filebuilder/config.hpp"
-#include "filebuilder/detail/backoff.hpp"
 #include "filebuilder/error.hpp"
+#include "filebuilder/upload/ca.hpp"
+#include "filebuilder/upload/options.hpp"
 #include "filebuilder/upload/policy.hpp"
+#include "filebuilder/upload/retry.hpp"
 
 namespace filebuilder {
 
-struct CurlUploaderOptions {
-  EndpointPolicy policy;
-  std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds total_timeout{300'000};  // per attempt
-  unsigned max_attempts = 4;                         // 1 + retries; 0 counts as 1
-  std::chrono::milliseconds backoff_base{200};       // the first retry waits up to this
-  std::chrono::milliseconds backoff_max{5'000};      // no wait is longer
-  long max_host_connections = 8;
-  // A PEM file of CA certificates trusted in addition to the system's (libcurl's
-  // default CA bundle and directory, or ca_bundle): read once by the
-  // constructor, added to each connection's OpenSSL trust store
-  // (CURLOPT_SSL_CTX_FUNCTION). Empty: none. Self-signed endpoints in tests,
-  // private CAs in production.
-  std::string ca_file;
-  // A PEM bundle that replaces libcurl's default CA bundle file
-  // (CURLOPT_CAINFO), for a system whose bundle is not where libcurl was built
-  // to look (the Lambda runtime on Amazon Linux runs Debian's libcurl). Empty:
-  // libcurl's default.
-  std::string ca_bundle;
-  // Pinned name resolutions, "HOST:PORT:ADDRESS[,ADDRESS...]" as curl's
-  // --resolve (CURLOPT_RESOLVE), used instead of DNS for those names. For tests
-  // and pinned endpoints; the connected address is still checked.
-  std::vector<std::string> resolve;
-};
+/// CurlUploader takes the options every uploader takes (upload/options.hpp).
+using CurlUploaderOptions = UploaderOptions;
 
 namespace detail {
 class CurlState;
@@ -129,20 +109,6 @@ namespace detail {
   return ok;
 }
 
-/// What a finished attempt means for its job.
-enum class AttemptVerdict : std::uint8_t { success, retry, permanent };
-
-/// 2xx success; 408, 429 and 5xx retryable; 3xx (never followed) and other
-/// 4xx permanent; anything else (no final status) retryable.
-[[nodiscard]] constexpr AttemptVerdict classify_http_status(long status) noexcept {
-  if (status >= 200 && status <= 299) return AttemptVerdict::success;
-  if (status == 408 || status == 429 || (status >= 500 && status <= 599)) {
-    return AttemptVerdict::retry;
-  }
-  if (status >= 300 && status <= 499) return AttemptVerdict::permanent;
-  return AttemptVerdict::retry;
-}
-
 /// The state of one job across its attempts.
 struct CurlTransfer {
   UploadJob* job = nullptr;
@@ -159,21 +125,6 @@ struct CurlTransfer {
   std::chrono::steady_clock::time_point start_at{};
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
-
-/// The text of an address for messages ("127.0.0.1", "::1").
-[[nodiscard]] inline std::string address_text(const sockaddr* address) {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (address->sa_family == AF_INET) {
-    sockaddr_in v4;
-    std::memcpy(&v4, address, sizeof v4);
-    if (inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text) != nullptr) return text;
-  } else if (address->sa_family == AF_INET6) {
-    sockaddr_in6 v6;
-    std::memcpy(&v6, address, sizeof v6);
-    if (inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text) != nullptr) return text;
-  }
-  return "an address of family " + std::to_string(address->sa_family);
-}
 
 /// Checks that libcurl reads the same host from URL as parse_url did, so the
 /// allow-list decision and the connection agree on what host is meant.
@@ -202,34 +153,9 @@ struct CurlTransfer {
   return same;
 }
 
-struct X509Deleter {
-  void operator()(X509* certificate) const noexcept { X509_free(certificate); }
-};
-using X509Pointer = std::unique_ptr<X509, X509Deleter>;
-
-/// Every certificate of a PEM file (other PEM blocks are skipped). Throws
-/// std::runtime_error when the file cannot be read or holds none.
-[[nodiscard]] inline std::vector<X509Pointer> read_pem_certificates(const std::string& path) {
-  struct BioDeleter {
-    void operator()(BIO* bio) const noexcept { BIO_free(bio); }
-  };
-  const std::unique_ptr<BIO, BioDeleter> bio(BIO_new_file(path.c_str(), "r"));
-  if (!bio) {
-    ERR_clear_error();
-    throw std::runtime_error("ca_file: cannot read '" + path + "'");
-  }
-  std::vector<X509Pointer> certificates;
-  while (X509* certificate = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
-    certificates.emplace_back(certificate);
-  ERR_clear_error();  // the end of the file is reported as an error
-  if (certificates.empty())
-    throw std::runtime_error("ca_file: no PEM certificate in '" + path + "'");
-  return certificates;
-}
-
 class CurlState {
  public:
-  explicit CurlState(CurlUploaderOptions options) : options_(std::move(options)) {
+  explicit CurlState(CurlUploaderOptions options) : options_(std::move(options)), retry_(options_) {
     if (curl_global() != CURLE_OK) throw std::runtime_error("curl_global_init failed");
     if (!options_.ca_file.empty()) {
       extra_cas_ = read_pem_certificates(options_.ca_file);
@@ -248,7 +174,6 @@ class CurlState {
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, std::max(16L, per_host * 4));
     for (const char* header : {"Content-Type:", "Expect:"}) append_or_throw(headers_, header);
     for (const std::string& entry : options_.resolve) append_or_throw(resolve_, entry.c_str());
-    rng_.seed(std::random_device{}());
   }
   ~CurlState() { cleanup(); }
   CurlState(const CurlState&) = delete;
@@ -281,10 +206,6 @@ class CurlState {
     list = more;
   }
 
-  [[nodiscard]] unsigned max_attempts() const noexcept {
-    return std::max(1U, options_.max_attempts);
-  }
-
   [[nodiscard]] CURL* acquire_easy() {
     if (!idle_.empty()) {
       CURL* easy = idle_.back();
@@ -306,9 +227,8 @@ class CurlState {
   [[nodiscard]] bool configure(CurlTransfer& t);
   [[nodiscard]] bool start(CurlTransfer& t);
   void finish_attempt(CurlTransfer& t, CURLcode code, std::vector<CurlTransfer*>& waiting);
-  void retry_or_fail(CurlTransfer& t, std::string message, curl_off_t retry_after_s,
-                     std::vector<CurlTransfer*>& waiting);
-  [[nodiscard]] std::chrono::milliseconds backoff(unsigned attempts);
+  // Settles t's job after an attempt; a retry goes back to `waiting`.
+  void settle(CurlTransfer& t, AttemptResult result, std::vector<CurlTransfer*>& waiting);
 
   static std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* user);
   static int on_seek(void* user, curl_off_t offset, int origin);
@@ -322,7 +242,7 @@ class CurlState {
   curl_slist* headers_ = nullptr;
   curl_slist* resolve_ = nullptr;  // options_.resolve
   std::vector<CURL*> idle_;
-  std::minstd_rand rng_;
+  RetryPolicy retry_;
 };
 
 inline std::size_t CurlState::on_read(char* buffer, std::size_t size, std::size_t count,
@@ -395,19 +315,10 @@ inline curl_socket_t CurlState::on_open_socket(void* user, curlsocktype purpose,
 // is already there is harmless.
 inline CURLcode CurlState::on_ssl_context(CURL* /*easy*/, void* ssl_context, void* user) {
   const auto& self = *static_cast<const CurlState*>(user);
-  X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_context));
-  if (store == nullptr) return CURLE_SSL_CERTPROBLEM;
-  for (const X509Pointer& certificate : self.extra_cas_) {
-    if (X509_STORE_add_cert(store, certificate.get()) != 1) {
-      const unsigned long error = ERR_peek_last_error();
-      if (ERR_GET_REASON(error) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
-        ERR_clear_error();
-        return CURLE_SSL_CERTPROBLEM;
-      }
-    }
-  }
-  ERR_clear_error();
-  return CURLE_OK;
+  return add_certificates(SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_context)),
+                          self.extra_cas_)
+             ? CURLE_OK
+             : CURLE_SSL_CERTPROBLEM;
 }
 
 inline bool CurlState::configure(CurlTransfer& t) {
@@ -475,90 +386,36 @@ inline bool CurlState::start(CurlTransfer& t) {
   return true;
 }
 
-inline std::chrono::milliseconds CurlState::backoff(unsigned attempts) {
-  return full_jitter_backoff(options_.backoff_base, options_.backoff_max, attempts, rng_);
-}
-
-inline void CurlState::retry_or_fail(CurlTransfer& t, std::string message, curl_off_t retry_after_s,
-                                     std::vector<CurlTransfer*>& waiting) {
-  UploadJob& job = *t.job;
-  if (job.attempts >= max_attempts()) {
-    job.status = UploadStatus::retryable;
-    job.error = ErrorCode::upload_failed;
-    job.message = std::move(message) + " after " + std::to_string(job.attempts) +
-                  (job.attempts == 1 ? " attempt" : " attempts");
-    return;
-  }
-  auto delay = backoff(job.attempts);
-  if (retry_after_s > 0) {
-    // Honour Retry-After, but never beyond backoff_max.
-    const auto asked = std::chrono::milliseconds{
-        std::min<curl_off_t>(retry_after_s, std::numeric_limits<std::int32_t>::max()) * 1000};
-    delay = std::max(delay, std::min(asked, options_.backoff_max));
-  }
-  job.message = std::move(message);
+inline void CurlState::settle(CurlTransfer& t, AttemptResult result,
+                              std::vector<CurlTransfer*>& waiting) {
+  std::chrono::milliseconds delay{0};
+  if (retry_.settle(*t.job, std::move(result), delay)) return;
   t.start_at = SteadyClock::now() + delay;
   waiting.push_back(&t);
 }
 
 inline void CurlState::finish_attempt(CurlTransfer& t, CURLcode code,
                                       std::vector<CurlTransfer*>& waiting) {
-  UploadJob& job = *t.job;
-  long status = 0;
-  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  AttemptResult result;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &result.http_status);
   curl_off_t retry_after = 0;
-  if (curl_easy_getinfo(t.easy, CURLINFO_RETRY_AFTER, &retry_after) != CURLE_OK) retry_after = 0;
-  std::string curl_text = t.error_buffer[0] != '\0' ? std::string(t.error_buffer)
-                                                    : std::string(curl_easy_strerror(code));
+  if (curl_easy_getinfo(t.easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+      retry_after > 0) {
+    result.retry_after = std::chrono::seconds{
+        std::min<curl_off_t>(retry_after, std::numeric_limits<std::int32_t>::max())};
+  }
+  result.exchanged = code == CURLE_OK;
+  if (!result.exchanged) {
+    result.transport_error = t.error_buffer[0] != '\0' ? std::string(t.error_buffer)
+                                                       : std::string(curl_easy_strerror(code));
+  }
+  result.url_unusable = code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT;
+  if (t.address_refused) result.refused_address = std::move(t.refused_address);
+  if (t.read_failed) result.read_error = std::move(t.read_message);
   curl_multi_remove_handle(multi_, t.easy);
   release_easy(t.easy);
   t.easy = nullptr;
-  if (status != 0) job.http_status = status;
-
-  if (code != CURLE_OK && t.address_refused) {
-    job.status = UploadStatus::permanent;
-    job.error = ErrorCode::endpoint_not_allowed;
-    job.message = "connecting to " +
-                  (t.refused_address.empty() ? "the address" : t.refused_address) +
-                  " is not allowed";
-    return;
-  }
-  if (t.read_failed) {
-    retry_or_fail(t, std::move(t.read_message), 0, waiting);
-    return;
-  }
-  if (code == CURLE_OK) {
-    switch (classify_http_status(status)) {
-      case AttemptVerdict::success:
-        job.status = UploadStatus::success;
-        job.error = ErrorCode::ok;
-        job.message.clear();
-        return;
-      case AttemptVerdict::permanent:
-        job.status = UploadStatus::permanent;
-        job.error = ErrorCode::upload_refused;
-        job.message = "HTTP " + std::to_string(status);
-        return;
-      case AttemptVerdict::retry:
-        retry_or_fail(t, "HTTP " + std::to_string(status), retry_after, waiting);
-        return;
-    }
-  }
-  if (status != 0 && classify_http_status(status) == AttemptVerdict::permanent) {
-    // A refusal that arrived before the body was all sent (the server then
-    // closes the connection): the status decides, not the broken send.
-    job.status = UploadStatus::permanent;
-    job.error = ErrorCode::upload_refused;
-    job.message = "HTTP " + std::to_string(status);
-    return;
-  }
-  if (code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT) {
-    job.status = UploadStatus::permanent;
-    job.error = ErrorCode::endpoint_invalid;
-    job.message = std::move(curl_text);
-    return;
-  }
-  retry_or_fail(t, std::move(curl_text), 0, waiting);
+  settle(t, std::move(result), waiting);
 }
 
 inline void CurlState::upload(std::span<UploadJob> jobs) {
@@ -568,41 +425,17 @@ inline void CurlState::upload(std::span<UploadJob> jobs) {
   waiting.reserve(jobs.size());
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     UploadJob& job = jobs[i];
-    job.status = UploadStatus::retryable;
-    job.http_status = 0;
-    job.attempts = 0;
-    job.error = ErrorCode::ok;
-    job.message.clear();
-    job.elapsed = {};
     CurlTransfer& t = transfers[i];
     t.job = &job;
-    if (job.body == nullptr) {
-      job.status = UploadStatus::permanent;
-      job.error = ErrorCode::upload_refused;
-      job.message = "no body";
-      continue;
-    }
-    Url url;
-    if (const ErrorCode error = parse_url(job.url).get(url); error != ErrorCode::ok) {
-      job.status = UploadStatus::permanent;
-      job.error = error;
-      job.message = std::string(error_message(error));
-      continue;
-    }
-    if (const ErrorCode error = options_.policy.check(job.url); error != ErrorCode::ok) {
-      job.status = UploadStatus::permanent;
-      job.error = error;
-      job.message = std::string(error_message(error));
-      continue;
-    }
+    const std::optional<Url> admitted = admit_job(job, options_.policy);
+    if (!admitted) continue;
+    const Url& url = *admitted;
     t.url.assign(job.url);
     t.host.assign(url.host);
     t.port = url.port;
     t.host_allowed = options_.policy.host_allowed(url.host, url.port);
     if (!curl_sees_same_host(t.url, t.host)) {
-      job.status = UploadStatus::permanent;
-      job.error = ErrorCode::endpoint_invalid;
-      job.message = "libcurl reads another host from the URL";
+      settle_permanent(job, ErrorCode::endpoint_invalid, "libcurl reads another host from the URL");
       continue;
     }
     waiting.push_back(&t);
@@ -641,7 +474,9 @@ inline void CurlState::upload(std::span<UploadJob> jobs) {
         ++active;
       } else {
         ++t.job->attempts;
-        retry_or_fail(t, "could not set up the transfer", 0, waiting);
+        AttemptResult result;
+        result.transport_error = "could not set up the transfer";
+        settle(t, std::move(result), waiting);
         if (waiting.empty() || waiting.back() != &t)
           t.job->elapsed = SteadyClock::now() - began;
         else if (t.start_at > now)
@@ -694,17 +529,10 @@ inline const CurlUploaderOptions& CurlUploader::options() const noexcept {
   return state_->options();
 }
 
-/// The uploader options a Config asks for (CLI flags, Lambda and daemon environment).
+/// The uploader options a Config asks for (kept for the name; see uploader_options).
 [[nodiscard]] inline CurlUploaderOptions curl_uploader_options(const Config& config,
                                                                const EndpointPolicy& policy) {
-  CurlUploaderOptions options;
-  options.policy = policy;
-  options.ca_file = config.ca_file;
-  options.ca_bundle = config.ca_bundle;
-  options.max_attempts = std::max(1u, config.upload_attempts);
-  options.backoff_base = std::chrono::milliseconds(config.retry_backoff_ms);
-  options.total_timeout = std::chrono::seconds(config.upload_timeout_seconds);
-  return options;
+  return uploader_options(config, policy);
 }
 
 }  // namespace filebuilder

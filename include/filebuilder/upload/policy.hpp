@@ -166,6 +166,21 @@ namespace detail {
   return static_cast<std::uint32_t>(value);
 }
 
+/// The text of an address for messages ("127.0.0.1", "::1").
+[[nodiscard]] inline std::string address_text(const sockaddr* address) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address->sa_family == AF_INET) {
+    sockaddr_in v4;
+    std::memcpy(&v4, address, sizeof v4);
+    if (inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text) != nullptr) return text;
+  } else if (address->sa_family == AF_INET6) {
+    sockaddr_in6 v6;
+    std::memcpy(&v6, address, sizeof v6);
+    if (inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text) != nullptr) return text;
+  }
+  return "an address of family " + std::to_string(address->sa_family);
+}
+
 /// The labels of a host name, without one trailing empty label (`a.b.`).
 [[nodiscard]] inline std::string_view strip_trailing_dot(std::string_view host) noexcept {
   if (host.size() > 1 && host.back() == '.') host.remove_suffix(1);

@@ -1,4 +1,6 @@
-// Integration tests of CurlUploader against a real nginx on 127.0.0.1.
+// The uploader conformance suite: every test runs against each uploader
+// (CurlUploader, and BeastUploader where filebuilder::beast is built), on a
+// real nginx on 127.0.0.1, and expects exactly the same results.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <netdb.h>
@@ -23,14 +25,24 @@
 #include <vector>
 
 #include "filebuilder/upload/curl.hpp"
+#if defined(FILEBUILDER_HAS_BEAST)
+#include "filebuilder/upload/beast.hpp"
+#endif
 #include "support/nginx.hpp"
 #include "support/temp_dir.hpp"
 #include "support/tls.hpp"
 
+TYPE_TO_STRING_AS("curl", filebuilder::CurlUploader);
+#if defined(FILEBUILDER_HAS_BEAST)
+TYPE_TO_STRING_AS("beast", filebuilder::BeastUploader);
+#define FILEBUILDER_TEST_UPLOADERS filebuilder::CurlUploader, filebuilder::BeastUploader
+#else
+#define FILEBUILDER_TEST_UPLOADERS filebuilder::CurlUploader
+#endif
+
 namespace {
 
 using filebuilder::CurlUploader;
-using filebuilder::CurlUploaderOptions;
 using filebuilder::ErrorCode;
 using filebuilder::Result;
 using filebuilder::UploadJob;
@@ -95,8 +107,8 @@ std::string file_bytes(const std::filesystem::path& path) {
 }
 
 /// Options for tests: nginx's host allowed, fast retries.
-CurlUploaderOptions test_options(unsigned max_attempts = 4) {
-  CurlUploaderOptions options;
+filebuilder::UploaderOptions test_options(unsigned max_attempts = 4) {
+  filebuilder::UploaderOptions options;
   options.policy.allow({"127.0.0.1", std::nullopt});
   options.max_attempts = max_attempts;
   options.backoff_base = std::chrono::milliseconds(1);
@@ -139,15 +151,16 @@ std::string name_resolving_to_loopback() {
 
 }  // namespace
 
-TEST_SUITE("upload.curl") {
-  TEST_CASE("a multi-part body arrives byte-identical, with one plain PUT") {
+TEST_SUITE("upload") {
+  TEST_CASE_TEMPLATE("a multi-part body arrives byte-identical, with one plain PUT", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     // Over 1 MiB, where libcurl would otherwise send "Expect: 100-continue".
     PartsBody body({random_bytes(700'000, 1), random_bytes(1, 2), random_bytes(0, 3),
                     random_bytes(1'300'000, 4), random_bytes(12'345, 5)});
     const std::string url = nginx.url("/files/dir/a.bin?X-Amz-Signature=abc");
     std::vector<UploadJob> jobs{job_for(url, body)};
-    CurlUploader uploader(test_options());
+    U uploader(test_options());
     uploader.upload(jobs);
 
     CHECK(jobs[0].status == UploadStatus::success);
@@ -168,12 +181,13 @@ TEST_SUITE("upload.curl") {
     CHECK(log[0].transfer_encoding.empty());
   }
 
-  TEST_CASE("an empty body is a PUT with Content-Length 0") {
+  TEST_CASE_TEMPLATE("an empty body is a PUT with Content-Length 0", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     PartsBody body({});
     const std::string url = nginx.url("/files/empty.bin");
     std::vector<UploadJob> jobs{job_for(url, body)};
-    CurlUploader uploader(test_options());
+    U uploader(test_options());
     uploader.upload(jobs);
 
     CHECK(jobs[0].status == UploadStatus::success);
@@ -188,7 +202,8 @@ TEST_SUITE("upload.curl") {
     CHECK(log[0].content_type.empty());
   }
 
-  TEST_CASE("all jobs of one call arrive, and connections are reused across calls") {
+  TEST_CASE_TEMPLATE("all jobs of one call arrive, and connections are reused across calls", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     constexpr std::size_t count = 20;
     std::vector<PartsBody> bodies;
@@ -198,9 +213,9 @@ TEST_SUITE("upload.curl") {
                                                    random_bytes(i * 31, unsigned(i + 100))});
       urls.push_back(nginx.url("/files/many/" + std::to_string(i)));
     }
-    CurlUploaderOptions options = test_options();
+    filebuilder::UploaderOptions options = test_options();
     options.max_host_connections = 4;
-    CurlUploader uploader(std::move(options));
+    U uploader(std::move(options));
 
     std::vector<UploadJob> first;
     for (std::size_t i = 0; i < count; ++i) first.push_back(job_for(urls[i], bodies[i]));
@@ -231,12 +246,13 @@ TEST_SUITE("upload.curl") {
     }
   }
 
-  TEST_CASE("503 is retried max_attempts times, then retryable") {
+  TEST_CASE_TEMPLATE("503 is retried max_attempts times, then retryable", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     PartsBody body({"hello ", "world"});
     const std::string url = nginx.url("/fail503/a");
     std::vector<UploadJob> jobs{job_for(url, body)};
-    CurlUploader uploader(test_options(4));
+    U uploader(test_options(4));
     uploader.upload(jobs);
 
     CHECK(jobs[0].status == UploadStatus::retryable);
@@ -253,12 +269,12 @@ TEST_SUITE("upload.curl") {
     }
   }
 
-  TEST_CASE("403 is permanent after one request") {
+  TEST_CASE_TEMPLATE("403 is permanent after one request", U, FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     PartsBody body({"x"});
     const std::string url = nginx.url("/fail403/a");
     std::vector<UploadJob> jobs{job_for(url, body)};
-    CurlUploader uploader(test_options());
+    U uploader(test_options());
     uploader.upload(jobs);
 
     CHECK(jobs[0].status == UploadStatus::permanent);
@@ -270,12 +286,12 @@ TEST_SUITE("upload.curl") {
     CHECK(log.size() == 1);
   }
 
-  TEST_CASE("a redirect is permanent and not followed") {
+  TEST_CASE_TEMPLATE("a redirect is permanent and not followed", U, FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     PartsBody body({"x"});
     const std::string url = nginx.url("/redirect/a");
     std::vector<UploadJob> jobs{job_for(url, body)};
-    CurlUploader uploader(test_options());
+    U uploader(test_options());
     uploader.upload(jobs);
 
     CHECK(jobs[0].status == UploadStatus::permanent);
@@ -289,7 +305,8 @@ TEST_SUITE("upload.curl") {
     CHECK_FALSE(std::filesystem::exists(nginx.stored_file("/files/x")));
   }
 
-  TEST_CASE("one call mixes outcomes, each job on its own") {
+  TEST_CASE_TEMPLATE("one call mixes outcomes, each job on its own", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     PartsBody ok_body({"good"});
     PartsBody bad_body({"bad"});
@@ -299,7 +316,7 @@ TEST_SUITE("upload.curl") {
     const std::string busy_url = nginx.url("/fail503/mixed");
     std::vector<UploadJob> jobs{job_for(busy_url, busy_body), job_for(ok_url, ok_body),
                                 job_for(bad_url, bad_body)};
-    CurlUploader uploader(test_options(3));
+    U uploader(test_options(3));
     uploader.upload(jobs);
 
     CHECK(jobs[0].status == UploadStatus::retryable);
@@ -312,12 +329,13 @@ TEST_SUITE("upload.curl") {
     CHECK(nginx.requests(5).size() == 5);
   }
 
-  TEST_CASE("the endpoint policy refuses before connecting") {
+  TEST_CASE_TEMPLATE("the endpoint policy refuses before connecting", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     PartsBody body({"x"});
-    CurlUploaderOptions options = test_options();
+    filebuilder::UploaderOptions options = test_options();
     options.policy = {};  // nothing allowed
-    CurlUploader uploader(std::move(options));
+    U uploader(std::move(options));
 
     SUBCASE("http to a host not allowed") {
       const std::string url = nginx.url("/files/refused");
@@ -360,7 +378,8 @@ TEST_SUITE("upload.curl") {
     CHECK(nginx.requests().empty());
   }
 
-  TEST_CASE("a name that resolves to loopback is refused on the connected address") {
+  TEST_CASE_TEMPLATE("a name that resolves to loopback is refused on the connected address", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     const std::string name = name_resolving_to_loopback();
     if (name.empty()) {
       MESSAGE("skipped: the host name does not resolve to loopback here");
@@ -368,9 +387,9 @@ TEST_SUITE("upload.curl") {
     }
     Nginx nginx;
     PartsBody body({"x"});
-    CurlUploaderOptions options = test_options();
+    filebuilder::UploaderOptions options = test_options();
     options.policy = {};
-    CurlUploader uploader(std::move(options));
+    U uploader(std::move(options));
     // https passes the text check (a name, not localhost); the socket is refused.
     const std::string url = "https://" + name + ":" + std::to_string(nginx.port()) + "/files/r";
     std::vector<UploadJob> jobs{job_for(url, body)};
@@ -384,10 +403,10 @@ TEST_SUITE("upload.curl") {
     CHECK(nginx.requests().empty());
 
     SUBCASE("allow-listing the name opens it, on any address") {
-      CurlUploaderOptions allowed = test_options();
+      filebuilder::UploaderOptions allowed = test_options();
       allowed.policy = {};
       allowed.policy.allow({name, nginx.port()});
-      CurlUploader opened(std::move(allowed));
+      U opened(std::move(allowed));
       const std::string http_url =
           "http://" + name + ":" + std::to_string(nginx.port()) + "/files/by-name";
       std::vector<UploadJob> again{job_for(http_url, body)};
@@ -397,7 +416,7 @@ TEST_SUITE("upload.curl") {
     }
   }
 
-  TEST_CASE("https is verified against the given CA") {
+  TEST_CASE_TEMPLATE("https is verified against the given CA", U, FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     if (nginx.tls_port() == 0) {
       MESSAGE("skipped: no openssl command to make a certificate");
@@ -407,9 +426,9 @@ TEST_SUITE("upload.curl") {
     const std::string url = nginx.tls_url("/files/tls.bin");
 
     SUBCASE("with the CA") {
-      CurlUploaderOptions options = test_options();
+      filebuilder::UploaderOptions options = test_options();
       options.ca_file = nginx.ca_file().string();
-      CurlUploader uploader(std::move(options));
+      U uploader(std::move(options));
       std::vector<UploadJob> jobs{job_for(url, body)};
       uploader.upload(jobs);
       CHECK(jobs[0].status == UploadStatus::success);
@@ -419,7 +438,7 @@ TEST_SUITE("upload.curl") {
       CHECK(log[0].content_type.empty());
     }
     SUBCASE("without it the certificate is not trusted") {
-      CurlUploader uploader(test_options(2));
+      U uploader(test_options(2));
       std::vector<UploadJob> jobs{job_for(url, body)};
       uploader.upload(jobs);
       CHECK(jobs[0].status == UploadStatus::retryable);
@@ -430,7 +449,8 @@ TEST_SUITE("upload.curl") {
     }
   }
 
-  TEST_CASE("a closed port is retryable after max_attempts") {
+  TEST_CASE_TEMPLATE("a closed port is retryable after max_attempts", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     // A port nobody listens on: nginx's, after it has stopped.
     std::uint16_t port = 0;
     {
@@ -440,7 +460,7 @@ TEST_SUITE("upload.curl") {
     PartsBody body({"x"});
     const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/files/a";
     std::vector<UploadJob> jobs{job_for(url, body)};
-    CurlUploader uploader(test_options(3));
+    U uploader(test_options(3));
     uploader.upload(jobs);
     CHECK(jobs[0].status == UploadStatus::retryable);
     CHECK(jobs[0].error == ErrorCode::upload_failed);
@@ -449,7 +469,8 @@ TEST_SUITE("upload.curl") {
     CHECK(jobs[0].message.find("after 3 attempts") != std::string::npos);
   }
 
-  TEST_CASE("a server that never answers times out, retryable") {
+  TEST_CASE_TEMPLATE("a server that never answers times out, retryable", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     // A listening socket nobody accepts on: the kernel completes the
     // handshake and buffers the request, no response ever comes.
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -464,9 +485,9 @@ TEST_SUITE("upload.curl") {
     PartsBody body({"x"});
     const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/a";
     std::vector<UploadJob> jobs{job_for(url, body)};
-    CurlUploaderOptions options = test_options(2);
+    filebuilder::UploaderOptions options = test_options(2);
     options.total_timeout = std::chrono::milliseconds(200);
-    CurlUploader uploader(std::move(options));
+    U uploader(std::move(options));
     const auto start = std::chrono::steady_clock::now();
     uploader.upload(jobs);
     const auto took = std::chrono::steady_clock::now() - start;
@@ -480,14 +501,15 @@ TEST_SUITE("upload.curl") {
     CHECK(took < std::chrono::seconds(10));
   }
 
-  TEST_CASE("a body read error fails the attempt: the retry starts over from offset 0") {
+  TEST_CASE_TEMPLATE("a body read error fails the attempt: the retry starts over from offset 0", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     SUBCASE("a failure once, then success") {
       PartsBody body({random_bytes(300'000, 7), random_bytes(300'000, 8)});
       body.fail_on_read = 2;  // after the first bytes were sent
       const std::string url = nginx.url("/files/flaky.bin");
       std::vector<UploadJob> jobs{job_for(url, body)};
-      CurlUploader uploader(test_options());
+      U uploader(test_options());
       uploader.upload(jobs);
       CHECK(jobs[0].status == UploadStatus::success);
       CHECK(jobs[0].attempts == 2);
@@ -498,7 +520,7 @@ TEST_SUITE("upload.curl") {
       body.always_fail = true;
       const std::string url = nginx.url("/files/broken.bin");
       std::vector<UploadJob> jobs{job_for(url, body)};
-      CurlUploader uploader(test_options(2));
+      U uploader(test_options(2));
       uploader.upload(jobs);
       CHECK(jobs[0].status == UploadStatus::retryable);
       CHECK(jobs[0].error == ErrorCode::upload_failed);
@@ -508,7 +530,8 @@ TEST_SUITE("upload.curl") {
     }
   }
 
-  TEST_CASE("the path is sent as given, and proxies are ignored") {
+  TEST_CASE_TEMPLATE("the path is sent as given, and proxies are ignored", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     ::setenv("http_proxy", "http://127.0.0.1:9", 1);
     ::setenv("HTTPS_PROXY", "http://127.0.0.1:9", 1);
@@ -516,7 +539,7 @@ TEST_SUITE("upload.curl") {
     PartsBody body({"dots"});
     const std::string url = nginx.url("/files/a/../b.bin?x=%2F");
     std::vector<UploadJob> jobs{job_for(url, body)};
-    CurlUploader uploader(test_options());
+    U uploader(test_options());
     uploader.upload(jobs);
     ::unsetenv("http_proxy");
     ::unsetenv("HTTPS_PROXY");
@@ -528,8 +551,9 @@ TEST_SUITE("upload.curl") {
     CHECK(file_bytes(nginx.stored_file("/files/b.bin")) == "dots");
   }
 
-  TEST_CASE("result fields are reset: a job without a body is refused") {
-    CurlUploader uploader(test_options());
+  TEST_CASE_TEMPLATE("result fields are reset: a job without a body is refused", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
+    U uploader(test_options());
     UploadJob job;
     job.url = "http://127.0.0.1:1/x";
     job.attempts = 7;
@@ -546,9 +570,10 @@ TEST_SUITE("upload.curl") {
   }
 }
 
-TEST_CASE("upload.curl: the fixture's /flaky/ location answers 503 while down, then stores") {
+TEST_CASE_TEMPLATE("upload: the fixture's /flaky/ location answers 503 while down, then stores", U,
+                   FILEBUILDER_TEST_UPLOADERS) {
   Nginx nginx;
-  CurlUploader uploader(test_options(1));
+  U uploader(test_options(1));
   const std::string url = nginx.url("/flaky/f.bin");
   PartsBody body({"ab", "cd"});
   nginx.set_flaky_down(true);
@@ -572,9 +597,9 @@ using filebuilder::test::TestCa;
 using TwoCas = filebuilder::test::TwoCaServers;
 
 /// Uploads BODY to /files/NAME on each server in one call; returns the statuses.
-std::vector<UploadStatus> upload_to(CurlUploader& uploader,
-                                    const std::vector<const Nginx*>& servers, PartsBody& body,
-                                    const std::string& name) {
+template <typename Upload>
+std::vector<UploadStatus> upload_to(Upload& uploader, const std::vector<const Nginx*>& servers,
+                                    PartsBody& body, const std::string& name) {
   std::vector<std::string> urls;
   for (const Nginx* server : servers) urls.push_back(server->tls_url("/files/" + name));
   std::vector<UploadJob> jobs;
@@ -587,8 +612,10 @@ std::vector<UploadStatus> upload_to(CurlUploader& uploader,
 
 }  // namespace
 
-TEST_SUITE("upload.curl.tls") {
-  TEST_CASE("ca_file adds its CAs to the bundle's: both are trusted, each alone is not enough") {
+TEST_SUITE("upload.tls") {
+  TEST_CASE_TEMPLATE(
+      "ca_file adds its CAs to the bundle's: both are trusted, each alone is not enough", U,
+      FILEBUILDER_TEST_UPLOADERS) {
     if (!TestCa::available()) {
       MESSAGE("skipped: no openssl command to make certificates");
       return;
@@ -598,17 +625,17 @@ TEST_SUITE("upload.curl.tls") {
     const std::vector<const Nginx*> both = {&tls.nginx_a, &tls.nginx_b};
     // ca_bundle stands in for the system's CA bundle: CA A.
     SUBCASE("the bundle alone: A's server is trusted, B's is not") {
-      CurlUploaderOptions options = test_options(1);
+      filebuilder::UploaderOptions options = test_options(1);
       options.ca_bundle = tls.a.cert().string();
-      CurlUploader uploader(std::move(options));
+      U uploader(std::move(options));
       CHECK(upload_to(uploader, both, body, "bundle") ==
             std::vector<UploadStatus>{UploadStatus::success, UploadStatus::retryable});
     }
     SUBCASE("the bundle and ca_file: both servers are trusted, in one batch and the next") {
-      CurlUploaderOptions options = test_options(1);
+      filebuilder::UploaderOptions options = test_options(1);
       options.ca_bundle = tls.a.cert().string();
       options.ca_file = tls.b.cert().string();
-      CurlUploader uploader(std::move(options));
+      U uploader(std::move(options));
       const std::vector<UploadStatus> ok(2, UploadStatus::success);
       CHECK(upload_to(uploader, both, body, "first") == ok);
       CHECK(upload_to(uploader, both, body, "second") == ok);
@@ -616,28 +643,29 @@ TEST_SUITE("upload.curl.tls") {
       CHECK(file_bytes(tls.nginx_b.stored_file("/files/second")) == "trusted");
     }
     SUBCASE("ca_file with libcurl's default bundle: B's server is trusted, A's is not") {
-      CurlUploaderOptions options = test_options(1);
+      filebuilder::UploaderOptions options = test_options(1);
       options.ca_file = tls.b.cert().string();
-      CurlUploader uploader(std::move(options));
+      U uploader(std::move(options));
       CHECK(upload_to(uploader, both, body, "default") ==
             std::vector<UploadStatus>{UploadStatus::retryable, UploadStatus::success});
     }
   }
 
-  TEST_CASE("a certificate for another name is refused even from a trusted CA") {
+  TEST_CASE_TEMPLATE("a certificate for another name is refused even from a trusted CA", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     if (!TestCa::available()) {
       MESSAGE("skipped: no openssl command to make certificates");
       return;
     }
     TwoCas tls;
     PartsBody body({"x"});
-    CurlUploaderOptions options = test_options(1);
+    filebuilder::UploaderOptions options = test_options(1);
     options.ca_file = tls.b.cert().string();
     // other.test resolves to B's server, whose certificate names only 127.0.0.1.
     const std::string port = std::to_string(tls.nginx_b.tls_port());
     options.resolve = {"other.test:" + port + ":127.0.0.1"};
     options.policy.allow({"other.test", std::nullopt});
-    CurlUploader uploader(std::move(options));
+    U uploader(std::move(options));
     const std::string by_name = tls.nginx_b.tls_url("/files/n", "other.test");
     const std::string by_ip = tls.nginx_b.tls_url("/files/ip");
     std::vector<UploadJob> jobs{job_for(by_name, body), job_for(by_ip, body)};
@@ -649,17 +677,18 @@ TEST_SUITE("upload.curl.tls") {
     CHECK_FALSE(std::filesystem::exists(tls.nginx_b.stored_file("/files/n")));
   }
 
-  TEST_CASE("a ca_file that cannot be read, or holds no certificate, is refused at construction") {
+  TEST_CASE_TEMPLATE(
+      "a ca_file that cannot be read, or holds no certificate, is refused at construction", U,
+      FILEBUILDER_TEST_UPLOADERS) {
     filebuilder::test::TempDir dir("filebuilder-tls");
-    CurlUploaderOptions missing;
+    filebuilder::UploaderOptions missing;
     missing.ca_file = (dir / "missing.pem").string();
-    CHECK_THROWS_WITH_AS(CurlUploader{missing},
-                         ("ca_file: cannot read '" + missing.ca_file + "'").c_str(),
+    CHECK_THROWS_WITH_AS(U{missing}, ("ca_file: cannot read '" + missing.ca_file + "'").c_str(),
                          std::runtime_error);
     std::ofstream(dir / "empty.pem") << "not a certificate\n";
-    CurlUploaderOptions empty;
+    filebuilder::UploaderOptions empty;
     empty.ca_file = (dir / "empty.pem").string();
-    CHECK_THROWS_WITH_AS(CurlUploader{empty},
+    CHECK_THROWS_WITH_AS(U{empty},
                          ("ca_file: no PEM certificate in '" + empty.ca_file + "'").c_str(),
                          std::runtime_error);
   }
@@ -667,18 +696,20 @@ TEST_SUITE("upload.curl.tls") {
 
 // --- The address actually connected -----------------------------------------
 
-TEST_SUITE("upload.curl.connected_address") {
-  TEST_CASE("a public-looking name pinned to loopback is refused on the socket, not the text") {
+TEST_SUITE("upload.connected_address") {
+  TEST_CASE_TEMPLATE(
+      "a public-looking name pinned to loopback is refused on the socket, not the text", U,
+      FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     PartsBody body({"x"});
     const std::string port = std::to_string(nginx.port());
-    CurlUploaderOptions options = test_options(3);
+    filebuilder::UploaderOptions options = test_options(3);
     options.policy = {};  // nothing allowed: https to public names only
     options.resolve = {"rebind.example.com:" + port + ":127.0.0.1"};
     // The text check lets it through: a name, https.
     const std::string url = "https://rebind.example.com:" + port + "/files/rebound";
     REQUIRE(options.policy.check(url) == ErrorCode::ok);
-    CurlUploader uploader(std::move(options));
+    U uploader(std::move(options));
     std::vector<UploadJob> jobs{job_for(url, body)};
     uploader.upload(jobs);
     CHECK(jobs[0].status == UploadStatus::permanent);
@@ -690,12 +721,12 @@ TEST_SUITE("upload.curl.connected_address") {
     CHECK(nginx.requests().empty());
 
     SUBCASE("allow-listing exactly that name opens it (http, any address)") {
-      CurlUploaderOptions allowed = test_options(1);
+      filebuilder::UploaderOptions allowed = test_options(1);
       allowed.policy = {};
       allowed.policy.allow({"rebind.example.com", nginx.port()});
       allowed.resolve = {"rebind.example.com:" + port + ":127.0.0.1",
                          "other.example.com:" + port + ":127.0.0.1"};
-      CurlUploader opened(std::move(allowed));
+      U opened(std::move(allowed));
       const std::string by_name = "http://rebind.example.com:" + port + "/files/by-name";
       const std::string other = "https://other.example.com:" + port + "/files/other";
       std::vector<UploadJob> again{job_for(by_name, body), job_for(other, body)};
@@ -709,7 +740,8 @@ TEST_SUITE("upload.curl.connected_address") {
     }
   }
 
-  TEST_CASE("every refused range is refused on the socket, IPv6 and IPv4-mapped included") {
+  TEST_CASE_TEMPLATE("every refused range is refused on the socket, IPv6 and IPv4-mapped included",
+                     U, FILEBUILDER_TEST_UPLOADERS) {
     PartsBody body({"x"});
     // Nothing listens there: the refusal comes before any connection.
     const std::vector<std::pair<std::string, std::string>> pinned = {
@@ -723,10 +755,10 @@ TEST_SUITE("upload.curl.connected_address") {
         {"mapped.example.com", "[::ffff:127.0.0.1]"},
         {"ula.example.com", "[fd00::1]"},
         {"link.example.com", "[fe80::1]"}};
-    CurlUploaderOptions options = test_options(2);
+    filebuilder::UploaderOptions options = test_options(2);
     options.policy = {};
     for (const auto& [name, address] : pinned) options.resolve.push_back(name + ":443:" + address);
-    CurlUploader uploader(std::move(options));
+    U uploader(std::move(options));
     std::vector<UploadJob> jobs;
     std::vector<std::string> urls;
     for (const auto& entry : pinned) urls.push_back("https://" + entry.first + "/f");
@@ -743,10 +775,11 @@ TEST_SUITE("upload.curl.connected_address") {
     }
   }
 
-  TEST_CASE("redirects of every kind are permanent refusals, never followed") {
+  TEST_CASE_TEMPLATE("redirects of every kind are permanent refusals, never followed", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
     PartsBody body({"x"});
-    CurlUploader uploader(test_options());
+    U uploader(test_options());
     for (const char* kind : {"/redirect/", "/redirect301/", "/redirect307/", "/redirect308/"}) {
       const std::string path = std::string(kind) + "a";
       CAPTURE(path);
