@@ -29,6 +29,7 @@
 #include "filebuilder/upload/beast.hpp"
 #endif
 #include "support/nginx.hpp"
+#include "support/policy_corpus.hpp"
 #include "support/temp_dir.hpp"
 #include "support/tls.hpp"
 
@@ -327,6 +328,51 @@ TEST_SUITE("upload") {
     CHECK(jobs[2].attempts == 1);
     CHECK(file_bytes(nginx.stored_file("/files/mixed")) == "good");
     CHECK(nginx.requests(5).size() == 5);
+  }
+
+  TEST_CASE_TEMPLATE("the hardening corpus: the policy's verdicts, and nothing reaches the target",
+                     U, FILEBUILDER_TEST_UPLOADERS) {
+    Nginx nginx;
+    PartsBody body({"x"});
+    filebuilder::UploaderOptions options = test_options(1);
+    options.policy = {};  // nothing allowed, as in production
+    U uploader(std::move(options));
+    // Every refused form of the corpus, as written (the uploader refuses it
+    // before any request)...
+    std::vector<std::string> urls;
+    std::vector<ErrorCode> expected;
+    for (const filebuilder::test::PolicyCase& c : filebuilder::test::policy_corpus) {
+      if (c.expected == ErrorCode::ok) continue;  // public hosts: not contacted from tests
+      urls.emplace_back(c.url);
+      expected.push_back(c.expected);
+    }
+    // ...and the loopback forms aimed at nginx's own ports, so that a request
+    // that got through would be in its log.
+    for (const std::uint16_t port : {nginx.port(), nginx.tls_port()}) {
+      if (port == 0) continue;  // no TLS listener (no openssl command)
+      const std::string p = std::to_string(port);
+      for (const std::string host : {"127.0.0.1", "127.1", "0x7f.1", "2130706433", "0177.0.0.1",
+                                     "localhost", "LocalHost.", "[::ffff:127.0.0.1]", "[::1]"}) {
+        for (const std::string scheme : {"https://", "http://"}) {
+          urls.push_back(scheme + host + ":" + p + "/files/leak");
+          expected.push_back(scheme == "https://" ? ErrorCode::endpoint_not_allowed
+                                                  : ErrorCode::endpoint_scheme);
+        }
+      }
+    }
+    std::vector<UploadJob> jobs;
+    for (const std::string& url : urls) jobs.push_back(job_for(url, body));
+    uploader.upload(jobs);
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      const std::string url = urls[i];
+      CAPTURE(url);
+      CHECK(jobs[i].status == UploadStatus::permanent);
+      CHECK(jobs[i].error == expected[i]);
+      CHECK(jobs[i].attempts == 0);
+      CHECK(jobs[i].http_status == 0);
+    }
+    CHECK(nginx.requests(1, std::chrono::milliseconds(300)).empty());
+    CHECK_FALSE(std::filesystem::exists(nginx.stored_file("/files/leak")));
   }
 
   TEST_CASE_TEMPLATE("the endpoint policy refuses before connecting", U,
