@@ -47,7 +47,8 @@ struct LogEntry {
   std::string expect;
   std::string content_length;
   std::string transfer_encoding;
-  std::string connection;  // nginx's connection serial number: equal means reused
+  std::string connection;       // nginx's connection serial number: equal means reused
+  int connection_requests = 0;  // requests made so far on that connection, this one included
 };
 
 class Nginx {
@@ -211,7 +212,7 @@ class Nginx {
          << "http {\n"
          << "  log_format filebuilder_test \"$request_method\\t$request_uri\\t$status\\t"
             "$content_type\\t$http_expect\\t$content_length\\t$http_transfer_encoding\\t"
-            "$connection\";\n"
+            "$connection\t$connection_requests\";\n"
          << "  access_log \"" << d << "/access.log\" filebuilder_test;\n"
          << "  client_body_temp_path \"" << d << "/tmp/body\";\n"
          << "  proxy_temp_path \"" << d << "/tmp/proxy\";\n"
@@ -281,7 +282,7 @@ class Nginx {
         if (tab == std::string::npos) break;
         begin = tab + 1;
       }
-      if (fields.size() != 8) continue;
+      if (fields.size() != 9) continue;
       LogEntry entry;
       entry.method = fields[0];
       entry.uri = fields[1];
@@ -291,6 +292,7 @@ class Nginx {
       entry.content_length = fields[5];
       entry.transfer_encoding = fields[6];
       entry.connection = fields[7];
+      entry.connection_requests = std::stoi(fields[8].empty() ? "0" : fields[8]);
       entries.push_back(std::move(entry));
     }
     return entries;

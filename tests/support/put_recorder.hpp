@@ -1,5 +1,6 @@
 // Test support: a PUT target on 127.0.0.1 (cpp-httplib) that answers each PUT
-// after a delay, keeps every body and counts the PUTs per path. The slow
+// after a delay, keeps every body and counts the PUTs per path (optionally
+// refusing the first few of each path, to see them retried). The slow
 // upload target of the daemon's shutdown tests, where nginx cannot be made
 // slow; and a way to scrape the daemon's /metrics.
 #pragma once
@@ -25,6 +26,10 @@ class PutRecorder {
       std::this_thread::sleep_for(delay_);
       {
         const std::lock_guard lock(mutex_);
+        if (++refusals_seen_[request.path] <= refuse_first_) {
+          response.status = refusal_status_;
+          return;
+        }
         ++puts_[request.path];
         bodies_[request.path] = request.body;
       }
@@ -46,6 +51,12 @@ class PutRecorder {
   [[nodiscard]] int port() const noexcept { return port_; }
   [[nodiscard]] std::string url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  /// The first `count` PUTs to each path are answered `status` and not kept.
+  void refuse_first(int count, int status) {
+    const std::lock_guard lock(mutex_);
+    refuse_first_ = count;
+    refusal_status_ = status;
   }
   /// PUTs that reached the handler, finished or not.
   [[nodiscard]] int started() const noexcept { return started_.load(); }
@@ -70,6 +81,9 @@ class PutRecorder {
   mutable std::mutex mutex_;
   std::map<std::string, int> puts_;
   std::map<std::string, std::string> bodies_;
+  int refuse_first_ = 0;
+  int refusal_status_ = 503;
+  std::map<std::string, int> refusals_seen_;  // PUTs per path, refused or not
 };
 
 /// GET http://127.0.0.1:PORT/PATH: the status and the body (status 0: no answer).

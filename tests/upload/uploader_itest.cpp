@@ -30,6 +30,9 @@
 #endif
 #include "support/nginx.hpp"
 #include "support/policy_corpus.hpp"
+#if defined(FILEBUILDER_TEST_HTTPLIB)
+#include "support/put_recorder.hpp"
+#endif
 #include "support/temp_dir.hpp"
 #include "support/tls.hpp"
 
@@ -244,6 +247,7 @@ TEST_SUITE("upload") {
       CHECK(second[i].status == UploadStatus::success);
       CHECK(second[i].http_status == 204);
       CHECK(first_connections.count(log[count + i].connection) == 1);
+      CHECK(log[count + i].connection_requests > 1);  // a kept-alive connection's later request
     }
   }
 
@@ -269,6 +273,27 @@ TEST_SUITE("upload") {
       CHECK(entry.status == 503);
     }
   }
+
+#if defined(FILEBUILDER_TEST_HTTPLIB)
+  TEST_CASE_TEMPLATE("503 then 200 within one call: retried and delivered once", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
+    filebuilder::test::PutRecorder target(std::chrono::milliseconds(0));
+    target.refuse_first(2, 503);
+    PartsBody body({"second ", "time ", "lucky"});
+    const std::string url = target.url("/retry/a.bin");
+    std::vector<UploadJob> jobs{job_for(url, body)};
+    filebuilder::UploaderOptions options = test_options(4);
+    options.policy.allow({"127.0.0.1", std::nullopt});
+    U uploader(std::move(options));
+    uploader.upload(jobs);
+    CHECK(jobs[0].status == UploadStatus::success);
+    CHECK(jobs[0].http_status == 200);
+    CHECK(jobs[0].attempts == 3);
+    CHECK(jobs[0].message.empty());
+    CHECK(target.puts("/retry/a.bin") == 1);
+    CHECK(target.body("/retry/a.bin") == body.joined());
+  }
+#endif
 
   TEST_CASE_TEMPLATE("403 is permanent after one request", U, FILEBUILDER_TEST_UPLOADERS) {
     Nginx nginx;
