@@ -4,10 +4,10 @@
 
 #include <map>
 #include <string>
+#include <type_traits>
 
-#if defined(FILEBUILDER_HAS_CURL)
-#include "filebuilder/upload/curl.hpp"
-#endif
+#include "filebuilder/upload/options.hpp"
+#include "filebuilder/upload/select.hpp"
 
 using namespace filebuilder;
 
@@ -52,13 +52,48 @@ TEST_CASE("config: limits and store and uploader options follow the settings") {
   EndpointPolicy policy;
   const ReassemblerOptions reassembler = config.reassembler_options(policy);
   CHECK(reassembler.limits.max_part_bytes == 10);
-#if defined(FILEBUILDER_HAS_CURL)  // a build without filebuilder::curl has no CurlUploader
-  const CurlUploaderOptions uploader = curl_uploader_options(config, policy);
+  const UploaderOptions uploader = uploader_options(config, policy);
   CHECK(uploader.max_attempts == 1);  // at least one attempt
   CHECK(uploader.backoff_base == std::chrono::milliseconds(5));
   CHECK(uploader.total_timeout == std::chrono::seconds(9));
   CHECK(uploader.ca_file == "/tmp/ca.pem");
   CHECK(uploader.ca_bundle == "/tmp/bundle.pem");
+}
+
+TEST_CASE("config: with_uploader builds the uploader named, and names the ones there are") {
+  Config config;
+  EndpointPolicy policy;
+  std::string error;
+  std::string built;
+  const auto name_of = [&built](auto& uploader) {
+#if defined(FILEBUILDER_HAS_CURL)
+    if constexpr (std::is_same_v<std::decay_t<decltype(uploader)>, CurlUploader>) built = "curl";
+#endif
+#if defined(FILEBUILDER_HAS_BEAST)
+    if constexpr (std::is_same_v<std::decay_t<decltype(uploader)>, BeastUploader>) built = "beast";
+#endif
+    return 7;
+  };
+  std::string there = available_uploaders();
+#if defined(FILEBUILDER_HAS_CURL)
+  CHECK(config.uploader == "curl");  // the default
+  CHECK(with_uploader(config, policy, name_of, -1, error) == 7);
+  CHECK(built == "curl");
+#endif
+#if defined(FILEBUILDER_HAS_BEAST)
+  config.uploader = "beast";
+  CHECK(with_uploader(config, policy, name_of, -1, error) == 7);
+  CHECK(built == "beast");
+#endif
+  config.uploader = "wget";
+  CHECK(with_uploader(config, policy, name_of, -1, error) == -1);
+  CHECK(error == "unknown uploader 'wget' (" + there + ")");
+  // An uploader that cannot be built is a configuration error, not an exception.
+  config.uploader = "curl";
+  config.ca_file = "/nonexistent/ca.pem";
+#if defined(FILEBUILDER_HAS_CURL)
+  CHECK(with_uploader(config, policy, name_of, -1, error) == -1);
+  CHECK(error == "ca_file: cannot read '/nonexistent/ca.pem'");
 #endif
 }
 
@@ -71,6 +106,7 @@ TEST_CASE("config: read from the environment, numbers checked") {
       {"FILEBUILDER_UPLOAD_ATTEMPTS", "2"},
       {"FILEBUILDER_CA_FILE", "/etc/extra.pem"},
       {"FILEBUILDER_CA_BUNDLE", "/etc/pki/tls/certs/ca-bundle.crt"},
+      {"FILEBUILDER_UPLOADER", "beast"},
   };
   const auto get = [&](const char* name) -> const char* {
     auto it = env.find(name);
@@ -86,6 +122,7 @@ TEST_CASE("config: read from the environment, numbers checked") {
   CHECK(config.upload_attempts == 2);
   CHECK(config.ca_file == "/etc/extra.pem");
   CHECK(config.ca_bundle == "/etc/pki/tls/certs/ca-bundle.crt");
+  CHECK(config.uploader == "beast");
   EndpointPolicy policy;
   REQUIRE(config.endpoint_policy(policy, bad) == ErrorCode::ok);
   CHECK(policy.allowed().size() == 2);
