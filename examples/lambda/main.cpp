@@ -11,7 +11,8 @@
 // completed by a later invocation than the one that started it.
 //
 // Environment: AWS_LAMBDA_RUNTIME_API (set by Lambda); LOG_LEVEL and the
-// FILEBUILDER_* variables of Config::from_environment; and
+// FILEBUILDER_* variables of Config::from_environment (FILEBUILDER_UPLOADER:
+// curl by default, beast in the binary without libcurl, which has no other); and
 // FILEBUILDER_DEADLINE_MARGIN_MS (default 2000): records are no longer taken
 // once the time left before the invocation's deadline is below this margin
 // plus the expected length of the upload phase; they are reported failed so
@@ -39,11 +40,17 @@
 #include "filebuilder/source/handler.hpp"
 #include "filebuilder/store/memory.hpp"
 #include "filebuilder/store/select.hpp"
-#include "filebuilder/upload/curl.hpp"
 #include "filebuilder/upload/policy.hpp"
 #include "filebuilder/upload/select.hpp"
 #include "filebuilder/version.hpp"
+// The Runtime API client: over libcurl, or over Boost.Beast in the binary
+// built without libcurl (target filebuilder_lambda_beast), whose zip then
+// ships no libcurl and none of the libraries libcurl needs.
+#if defined(FILEBUILDER_LAMBDA_HTTP_BEAST)
+#include "runtime_api_beast.hpp"
+#else
 #include "runtime_api.hpp"
+#endif
 
 namespace {
 
@@ -75,6 +82,10 @@ bool read_settings(Settings& out, std::string& problem) {
     problem = bad + ": not a valid number";
     return false;
   }
+#if defined(FILEBUILDER_LAMBDA_HTTP_BEAST)
+  // This binary has no curl uploader: the one it has is the default.
+  if (get("FILEBUILDER_UPLOADER") == nullptr) out.config.uploader = "beast";
+#endif
   if (!parse_log_level(out.config.log_level, out.level)) {
     problem = "LOG_LEVEL: unknown log level '" + out.config.log_level + "'";
     return false;

@@ -1,7 +1,11 @@
 // Integration tests of the Lambda custom runtime (examples/lambda): the built
 // binary (FILEBUILDER_LAMBDA_PATH) and the deployment zip
 // (FILEBUILDER_LAMBDA_ZIP) against a fake Runtime API (support/lambda_runtime.hpp)
-// and a real nginx on 127.0.0.1 as the upload target.
+// and a real nginx on 127.0.0.1 as the upload target. Where the runtime
+// without libcurl is built (FILEBUILDER_LAMBDA_BEAST_PATH and _ZIP: Runtime API
+// client and uploader on Boost.Beast), every test runs against both binaries:
+// a TEST_CASE_TEMPLATE over CurlRuntime and BeastRuntime ("...<curl>",
+// "...<beast>"), since both must behave alike to the byte.
 //
 // A runtime serves the queued events in order; when the queue is empty the
 // fake answers /next with 500 ("non-recoverable, the runtime should exit"),
@@ -56,7 +60,23 @@ using filebuilder::test::run;
 using filebuilder::test::RunResult;
 using filebuilder::test::TempDir;
 
-const std::string runtime_binary = FILEBUILDER_LAMBDA_PATH;
+// The binaries under test; `links_curl`: its zip and its ldd name libcurl.
+struct CurlRuntime {
+  static constexpr const char* path = FILEBUILDER_LAMBDA_PATH;
+  static constexpr bool links_curl = true;
+#ifdef FILEBUILDER_LAMBDA_ZIP
+  static constexpr const char* zip = FILEBUILDER_LAMBDA_ZIP;
+#endif
+};
+#ifdef FILEBUILDER_LAMBDA_BEAST_PATH
+struct BeastRuntime {
+  static constexpr const char* path = FILEBUILDER_LAMBDA_BEAST_PATH;
+  static constexpr bool links_curl = false;
+#ifdef FILEBUILDER_LAMBDA_BEAST_ZIP
+  static constexpr const char* zip = FILEBUILDER_LAMBDA_BEAST_ZIP;
+#endif
+};
+#endif
 constexpr std::string_view no_failures = R"({"batchItemFailures":[]})";
 constexpr std::string_view bad_event_error =
     R"({"errorMessage":"the event is neither a Lambda Kinesis event nor a Firehose )"
@@ -237,7 +257,7 @@ std::string request_id(int n) {
 /// The runtime in a clean environment (as in Lambda: only what is set here).
 std::vector<std::string> runtime_command(const FakeRuntimeApi& api,
                                          const std::vector<std::string>& environment,
-                                         const std::string& program = runtime_binary) {
+                                         const std::string& program) {
   std::vector<std::string> argv = {"/usr/bin/env", "-i", "PATH=/usr/bin:/bin",
                                    "AWS_LAMBDA_RUNTIME_API=" + api.address()};
   argv.insert(argv.end(), environment.begin(), environment.end());
@@ -367,9 +387,19 @@ void check_error(const FakeRuntimeApi::Request& post, const std::string& id, std
 
 }  // namespace
 
+TYPE_TO_STRING_AS("curl", CurlRuntime);
+#ifdef FILEBUILDER_LAMBDA_BEAST_PATH
+TYPE_TO_STRING_AS("beast", BeastRuntime);
+#define FILEBUILDER_LAMBDA_RUNTIMES CurlRuntime, BeastRuntime
+#else
+#define FILEBUILDER_LAMBDA_RUNTIMES CurlRuntime
+#endif
+
 // ---------------------------------------------------------------------------
 
-TEST_CASE("lambda: Kinesis, bad records, a 503 target, Firehose and non-events, answered exactly") {
+TEST_CASE_TEMPLATE(
+    "lambda: Kinesis, bad records, a 503 target, Firehose and non-events, answered exactly",
+    Runtime, FILEBUILDER_LAMBDA_RUNTIMES) {
   Nginx nginx;
   FakeRuntimeApi api;
   std::mt19937_64 rng(0x1A3BDA);
@@ -441,8 +471,8 @@ TEST_CASE("lambda: Kinesis, bad records, a 503 target, Firehose and non-events, 
     ids.insert(request_id(static_cast<int>(i + 1)));
   }
 
-  const RunResult result =
-      run(runtime_command(api, {allow_host(nginx), "FILEBUILDER_UPLOAD_ATTEMPTS=1"}));
+  const RunResult result = run(
+      runtime_command(api, {allow_host(nginx), "FILEBUILDER_UPLOAD_ATTEMPTS=1"}, Runtime::path));
   CAPTURE(result.err);
   CHECK_FALSE(result.timed_out);
   CHECK(result.exit_code == 1);  // after the last event, /next answered 500
@@ -486,7 +516,9 @@ TEST_CASE("lambda: Kinesis, bad records, a 503 target, Firehose and non-events, 
   CHECK(result.err.find("secret") == std::string::npos);  // presigned URLs are redacted
 }
 
-TEST_CASE("lambda: state lives across invocations: a file spread over three events is PUT once") {
+TEST_CASE_TEMPLATE(
+    "lambda: state lives across invocations: a file spread over three events is PUT once", Runtime,
+    FILEBUILDER_LAMBDA_RUNTIMES) {
   Nginx nginx;
   FakeRuntimeApi api;
   std::mt19937_64 rng(77);
@@ -508,7 +540,7 @@ TEST_CASE("lambda: state lives across invocations: a file spread over three even
   api.queue({.request_id = request_id(3), .event = event_of({{8, 2}, {9, 1}, {10, 3}})});
   api.queue({.request_id = request_id(4), .event = event_of({{11, 1}})});  // a finished file
 
-  const RunResult result = run(runtime_command(api, {allow_host(nginx)}));
+  const RunResult result = run(runtime_command(api, {allow_host(nginx)}, Runtime::path));
   CAPTURE(result.err);
   CHECK(result.exit_code == 1);
   const std::vector<FakeRuntimeApi::Request> posts = api.posts();
@@ -529,7 +561,9 @@ TEST_CASE("lambda: state lives across invocations: a file spread over three even
   CHECK(uploads == 1);
 }
 
-TEST_CASE("lambda: with FILEBUILDER_STORE=file:DIR a file outlives its execution environment") {
+TEST_CASE_TEMPLATE(
+    "lambda: with FILEBUILDER_STORE=file:DIR a file outlives its execution environment", Runtime,
+    FILEBUILDER_LAMBDA_RUNTIMES) {
   Nginx nginx;
   TempDir dir("filebuilder-lambda-store");
   const std::string store = "FILEBUILDER_STORE=file:" + (dir.path() / "state").string();
@@ -547,22 +581,23 @@ TEST_CASE("lambda: with FILEBUILDER_STORE=file:DIR a file outlives its execution
     FakeRuntimeApi api;
     api.queue({.request_id = request_id(1), .event = event_of(1, 2)});
     api.queue({.request_id = request_id(2), .event = event_of(2, 0)});
-    const RunResult result = run(runtime_command(api, {allow_host(nginx), store}));
+    const RunResult result = run(runtime_command(api, {allow_host(nginx), store}, Runtime::path));
     CAPTURE(result.err);
     REQUIRE(api.posts().size() == 2);
     CHECK(nginx.requests().empty());
   }
   FakeRuntimeApi api;
   api.queue({.request_id = request_id(3), .event = event_of(3, 1)});
-  const RunResult result = run(runtime_command(api, {allow_host(nginx), store}));
+  const RunResult result = run(runtime_command(api, {allow_host(nginx), store}, Runtime::path));
   CAPTURE(result.err);
   REQUIRE(api.posts().size() == 1);
   check_response(api.posts()[0], request_id(3), no_failures);
   check_uploaded_once(nginx, "/files/durable/", {{endpoint, bytes}});
 }
 
-TEST_CASE(
-    "lambda: a record failed by a 503 heals when it is redelivered after the target recovers") {
+TEST_CASE_TEMPLATE(
+    "lambda: a record failed by a 503 heals when it is redelivered after the target recovers",
+    Runtime, FILEBUILDER_LAMBDA_RUNTIMES) {
   Nginx nginx;
   FakeRuntimeApi api;
   TempDir dir("filebuilder-lambda");
@@ -575,8 +610,9 @@ TEST_CASE(
        filebuilder::base64::encode(Splitter::chunk_record(endpoint, 1, 2, "al"))}};
   api.set_hold(true);
   api.queue({.request_id = request_id(1), .event = kinesis_event(records)});
-  ChildProcess runtime(runtime_command(api, {allow_host(nginx), "FILEBUILDER_UPLOAD_ATTEMPTS=1"}),
-                       dir / "runtime.log");
+  ChildProcess runtime(
+      runtime_command(api, {allow_host(nginx), "FILEBUILDER_UPLOAD_ATTEMPTS=1"}, Runtime::path),
+      dir / "runtime.log");
   REQUIRE(api.wait_for_posts(1));
   check_response(api.posts()[0], request_id(1), failures_reply({sequence_number(2)}));
 
@@ -597,7 +633,9 @@ TEST_CASE(
   CHECK(read_bytes(nginx.stored_file("/flaky/heal.bin")) == std::optional<std::string>("heal"));
 }
 
-TEST_CASE("lambda: a bad setting is posted to init/error and the runtime exits without polling") {
+TEST_CASE_TEMPLATE(
+    "lambda: a bad setting is posted to init/error and the runtime exits without polling", Runtime,
+    FILEBUILDER_LAMBDA_RUNTIMES) {
   struct Case {
     std::string variable;
     std::string message;
@@ -621,7 +659,7 @@ TEST_CASE("lambda: a bad setting is posted to init/error and the runtime exits w
     CAPTURE(c.variable);
     FakeRuntimeApi api;
     api.queue({.request_id = request_id(1), .event = R"({"Records":[]})"});
-    const RunResult result = run(runtime_command(api, {c.variable}));
+    const RunResult result = run(runtime_command(api, {c.variable}, Runtime::path));
     CHECK(result.exit_code == 1);
     const std::vector<FakeRuntimeApi::Request> posts = api.posts();
     REQUIRE(posts.size() == 1);
@@ -637,8 +675,9 @@ TEST_CASE("lambda: a bad setting is posted to init/error and the runtime exits w
   }
 }
 
-TEST_CASE("lambda: without AWS_LAMBDA_RUNTIME_API the runtime says so and exits 1") {
-  const RunResult result = run({"/usr/bin/env", "-i", "PATH=/usr/bin:/bin", runtime_binary});
+TEST_CASE_TEMPLATE("lambda: without AWS_LAMBDA_RUNTIME_API the runtime says so and exits 1",
+                   Runtime, FILEBUILDER_LAMBDA_RUNTIMES) {
+  const RunResult result = run({"/usr/bin/env", "-i", "PATH=/usr/bin:/bin", Runtime::path});
   CHECK(result.exit_code == 1);
   const std::vector<LogLine> logs = parse_logs(result.err);
   REQUIRE(logs.size() == 1);
@@ -646,7 +685,9 @@ TEST_CASE("lambda: without AWS_LAMBDA_RUNTIME_API the runtime says so and exits 
   CHECK(logs[0].msg.find("AWS_LAMBDA_RUNTIME_API") != std::string::npos);
 }
 
-TEST_CASE("lambda: request id, trace id and deadline of each invocation reach its log lines") {
+TEST_CASE_TEMPLATE(
+    "lambda: request id, trace id and deadline of each invocation reach its log lines", Runtime,
+    FILEBUILDER_LAMBDA_RUNTIMES) {
   FakeRuntimeApi api;
   const std::string trace1 =
       "Root=1-65a1b2c3-0123456789abcdef01234567;Parent=1111111111111111;Sampled=1";
@@ -660,7 +701,7 @@ TEST_CASE("lambda: request id, trace id and deadline of each invocation reach it
              .event = R"({"records":[]})",
              .deadline_in_ms = 90'000,
              .trace_id = trace2});
-  const RunResult result = run(runtime_command(api, {"LOG_LEVEL=debug"}));
+  const RunResult result = run(runtime_command(api, {"LOG_LEVEL=debug"}, Runtime::path));
   CHECK(result.exit_code == 1);
   const std::vector<FakeRuntimeApi::Request> posts = api.posts();
   REQUIRE(posts.size() == 2);
@@ -682,7 +723,9 @@ TEST_CASE("lambda: request id, trace id and deadline of each invocation reach it
   CHECK(invocations[1].deadline_ms == served[1].deadline_ms);
 }
 
-TEST_CASE("lambda: near the deadline no record is taken: all reported failed, then all delivered") {
+TEST_CASE_TEMPLATE(
+    "lambda: near the deadline no record is taken: all reported failed, then all delivered",
+    Runtime, FILEBUILDER_LAMBDA_RUNTIMES) {
   Nginx nginx;
   FakeRuntimeApi api;
   std::mt19937_64 rng(2024);
@@ -704,7 +747,7 @@ TEST_CASE("lambda: near the deadline no record is taken: all reported failed, th
   // Delivered again with time enough: everything is taken.
   api.queue({.request_id = request_id(3), .event = kinesis});
   api.queue({.request_id = request_id(4), .event = firehose});
-  const RunResult result = run(runtime_command(api, {allow_host(nginx)}));
+  const RunResult result = run(runtime_command(api, {allow_host(nginx)}, Runtime::path));
   CAPTURE(result.err);
   CHECK(result.exit_code == 1);
   const std::vector<FakeRuntimeApi::Request> posts = api.posts();
@@ -726,10 +769,20 @@ TEST_CASE("lambda: near the deadline no record is taken: all reported failed, th
   CHECK(deadline_lines == ids_of(kinesis).size() + ids_of(firehose).size());
 }
 
-#ifdef FILEBUILDER_LAMBDA_ZIP
+#if defined(FILEBUILDER_LAMBDA_ZIP) && defined(FILEBUILDER_LAMBDA_BEAST_ZIP)
+#define FILEBUILDER_LAMBDA_ZIPS CurlRuntime, BeastRuntime
+#elif defined(FILEBUILDER_LAMBDA_ZIP)
+#define FILEBUILDER_LAMBDA_ZIPS CurlRuntime
+#elif defined(FILEBUILDER_LAMBDA_BEAST_ZIP)
+#define FILEBUILDER_LAMBDA_ZIPS BeastRuntime
+#endif
 
-TEST_CASE("lambda: the zip runs through its bundled loader and loads nothing from outside it") {
-  const std::string zip = FILEBUILDER_LAMBDA_ZIP;
+#ifdef FILEBUILDER_LAMBDA_ZIPS
+
+TEST_CASE_TEMPLATE(
+    "lambda: the zip runs through its bundled loader and loads nothing from outside it", Runtime,
+    FILEBUILDER_LAMBDA_ZIPS) {
+  const std::string zip = Runtime::zip;
   TempDir dir("filebuilder-lambda-zip");
   const fs::path task = dir / "task";
   const RunResult unzip = run({"/usr/bin/unzip", "-q", zip, "-d", task.string()});
@@ -740,12 +793,12 @@ TEST_CASE("lambda: the zip runs through its bundled loader and loads nothing fro
   REQUIRE(listing.exit_code == 0);
   std::set<std::string> names;
   for (const std::string& name : lines_of(listing.out)) names.insert(name);
-  for (const std::string name :
-       {"bootstrap", "bin/filebuilder-lambda", "lib/ld-linux-x86-64.so.2", "lib/libc.so.6",
-        "lib/libstdc++.so.6", "lib/libcurl.so.4", "lib/libcrypto.so.3"}) {
+  for (const std::string name : {"bootstrap", "bin/filebuilder-lambda", "lib/ld-linux-x86-64.so.2",
+                                 "lib/libc.so.6", "lib/libstdc++.so.6", "lib/libcrypto.so.3"}) {
     CAPTURE(name);
     CHECK(names.count(name) == 1);
   }
+  CHECK(names.count("lib/libcurl.so.4") == (Runtime::links_curl ? 1 : 0));
   for (const std::string& name : names) {
     CAPTURE(name);
     CHECK((name == "bootstrap" || name.starts_with("bin/") || name.starts_with("lib/")));
@@ -847,14 +900,80 @@ TEST_CASE("lambda: the zip runs through its bundled loader and loads nothing fro
   }
   CHECK(shell_done);
   CHECK(runtime_started);
-  CHECK(initialised > 10);
+  CHECK(initialised > (Runtime::links_curl ? 10 : 5));          // without libcurl, 9 here
   CHECK(initialised_names.count("ld-linux-x86-64.so.2") == 1);  // the bundled loader
   CHECK(initialised_names.count("libc.so.6") == 1);
-  CHECK(initialised_names.count("libcurl.so.4") == 1);
+  CHECK(initialised_names.count("libcurl.so.4") == (Runtime::links_curl ? 1 : 0));
   const std::vector<LogLine> logs = parse_logs(json_lines);
   check_log_shape(logs, {request_id(1)});
 }
 
-#endif  // FILEBUILDER_LAMBDA_ZIP
+#endif  // FILEBUILDER_LAMBDA_ZIPS
+
+#ifdef FILEBUILDER_LAMBDA_BEAST_PATH
+
+namespace {
+
+/// The sonames `ldd BINARY` lists (the vDSO and the loader included).
+std::set<std::string> needed_libraries(const std::string& binary) {
+  const RunResult ldd = run({"/usr/bin/ldd", binary});
+  REQUIRE(ldd.exit_code == 0);
+  std::set<std::string> names;
+  for (const std::string& line : lines_of(ldd.out)) {
+    const std::size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos) continue;
+    std::string name = line.substr(start);
+    name = name.substr(0, name.find(' '));
+    names.insert(fs::path(name).filename().string());
+  }
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("lambda: the runtime on Boost.Beast links no libcurl, and its zip ships none") {
+  const std::set<std::string> beast = needed_libraries(FILEBUILDER_LAMBDA_BEAST_PATH);
+  const std::set<std::string> curl = needed_libraries(FILEBUILDER_LAMBDA_PATH);
+  CHECK(curl.count("libcurl.so.4") == 1);  // else this test proves nothing
+  CHECK(beast.count("libc.so.6") == 1);
+  for (const std::string& name : beast) {
+    CAPTURE(name);
+    CHECK_FALSE(name.starts_with("libcurl"));
+    CHECK(curl.count(name) == 1);  // nothing the libcurl binary does not need too
+  }
+  CHECK(beast.size() < curl.size());
+  MESSAGE("shared libraries (ldd): curl " << curl.size() << ", beast " << beast.size());
+#ifdef FILEBUILDER_LAMBDA_BEAST_ZIP
+  const RunResult listing = run({"/usr/bin/unzip", "-Z1", FILEBUILDER_LAMBDA_BEAST_ZIP});
+  REQUIRE(listing.exit_code == 0);
+  std::size_t libraries = 0;
+  for (const std::string& name : lines_of(listing.out)) {
+    if (!name.starts_with("lib/") || name == "lib/") continue;
+    CAPTURE(name);
+    CHECK(name.find("libcurl") == std::string::npos);
+    ++libraries;
+  }
+  CHECK(libraries > 3);
+  MESSAGE("filebuilder-lambda-beast.zip: " << fs::file_size(FILEBUILDER_LAMBDA_BEAST_ZIP)
+                                           << " bytes, " << libraries << " files in lib/");
+#endif
+}
+
+TEST_CASE("lambda: the runtime without libcurl refuses FILEBUILDER_UPLOADER=curl at init") {
+  FakeRuntimeApi api;
+  api.queue({.request_id = request_id(1), .event = R"({"Records":[]})"});
+  const RunResult result =
+      run(runtime_command(api, {"FILEBUILDER_UPLOADER=curl"}, FILEBUILDER_LAMBDA_BEAST_PATH));
+  CHECK(result.exit_code == 1);
+  const std::vector<FakeRuntimeApi::Request> posts = api.posts();
+  REQUIRE(posts.size() == 1);
+  CHECK(posts[0].path == "/2018-06-01/runtime/init/error");
+  CHECK(posts[0].body ==
+        R"x({"errorMessage":"cannot start: uploader 'curl': not in this build (it has beast)",)x"
+        R"("errorType":"filebuilder.InvalidConfig"})");
+  CHECK(api.next_calls() == 0);
+}
+
+#endif  // FILEBUILDER_LAMBDA_BEAST_PATH
 
 #endif  // FILEBUILDER_LAMBDA_PATH

@@ -20,7 +20,11 @@ namespace filebuilder::test {
 
 class PutRecorder {
  public:
-  explicit PutRecorder(std::chrono::milliseconds delay) : delay_(delay) {
+  /// keep_alive: how long an idle connection stays open (cpp-httplib closes it then).
+  explicit PutRecorder(std::chrono::milliseconds delay,
+                       std::chrono::seconds keep_alive = std::chrono::seconds(5))
+      : delay_(delay) {
+    server_.set_keep_alive_timeout(static_cast<time_t>(keep_alive.count()));
     server_.Put(".*", [this](const httplib::Request& request, httplib::Response& response) {
       started_.fetch_add(1);
       std::this_thread::sleep_for(delay_);

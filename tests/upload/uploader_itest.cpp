@@ -293,6 +293,28 @@ TEST_SUITE("upload") {
     CHECK(target.puts("/retry/a.bin") == 1);
     CHECK(target.body("/retry/a.bin") == body.joined());
   }
+
+  TEST_CASE_TEMPLATE("a kept-alive connection the server closed meanwhile costs no attempt", U,
+                     FILEBUILDER_TEST_UPLOADERS) {
+    // The target closes connections idle for a second; the uploader keeps
+    // its own, and finds it closed when it next uses it.
+    filebuilder::test::PutRecorder target(std::chrono::milliseconds(0), std::chrono::seconds(1));
+    filebuilder::UploaderOptions options = test_options(1);  // no retry to hide behind
+    options.policy.allow({"127.0.0.1", std::nullopt});
+    U uploader(std::move(options));
+    PartsBody body({"kept ", "alive"});
+    const std::string first_url = target.url("/stale/1");
+    const std::string second_url = target.url("/stale/2");
+    std::vector<UploadJob> first{job_for(first_url, body)};
+    uploader.upload(first);
+    REQUIRE(first[0].status == UploadStatus::success);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    std::vector<UploadJob> second{job_for(second_url, body)};
+    uploader.upload(second);
+    CHECK(second[0].status == UploadStatus::success);
+    CHECK(second[0].attempts == 1);
+    CHECK(target.body("/stale/2") == body.joined());
+  }
 #endif
 
   TEST_CASE_TEMPLATE("403 is permanent after one request", U, FILEBUILDER_TEST_UPLOADERS) {
