@@ -14,6 +14,7 @@
 // One thread at a time per Reassembler; the store may be shared.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -105,9 +106,12 @@ class Reassembler {
     // The fast path takes a plain record (its content decoded on the way):
     // then every check below gives what the strict path would. Anything else
     // goes the strict way, which names the problem.
+    PlainHint hint{checked_plain_ ? std::string_view(checked_endpoint_) : std::string_view()};
     if (options_.fast_path && ChunkParser::parse_plain(record, options_.limits.max_part_bytes,
-                                                       chunk, part_, part_size_)) {
-      error = check_chunk(chunk);
+                                                       chunk, part_, part_size_, &hint)) {
+      error = check_limits(chunk, options_.limits);
+      if (error == ErrorCode::ok)
+        error = hint.same_endpoint ? checked_verdict_ : check_endpoint(chunk.put_endpoint);
     } else {
       error = parser_.parse(record, chunk);
       if (error == ErrorCode::ok) error = check_chunk(chunk);
@@ -241,6 +245,10 @@ class Reassembler {
       checked_verdict_ = options_.policy.check(endpoint);
       checked_endpoint_.assign(endpoint);
       checked_endpoint_valid_ = true;
+      checked_plain_ = std::none_of(endpoint.begin(), endpoint.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte == '"' || byte == '\\' || byte < 0x20 || byte >= 0x80;
+      });
     }
     return checked_verdict_;
   }
@@ -389,7 +397,8 @@ class Reassembler {
   std::string checked_endpoint_;  // the last endpoint checked, and the verdict
   ErrorCode checked_verdict_ = ErrorCode::ok;
   bool checked_endpoint_valid_ = false;
-  std::string part_;  // decoded content of the current record (reused)
+  bool checked_plain_ = false;  // checked_endpoint_ is a plain string body (PlainHint)
+  std::string part_;            // decoded content of the current record (reused)
   std::size_t part_size_ = 0;
   std::size_t decode_position_ = 0;
   std::vector<RecordOutcome> outcomes_;

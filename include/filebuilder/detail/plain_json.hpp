@@ -145,6 +145,44 @@ FILEBUILDER_PLAIN_INLINE void skip_spaces(Cursor& c) noexcept {
   return true;
 }
 
+/// The body of a plain string whose opening quote the cursor is past; the
+/// cursor past its closing quote.
+[[nodiscard]] FILEBUILDER_PLAIN_INLINE bool string_body(Cursor& c, std::string_view& out) noexcept {
+  const char* stop = find_string_stop(c, c.p);
+  if (stop == c.end || *stop != '"') return false;
+  out = std::string_view(c.p, static_cast<std::size_t>(stop - c.p));
+  c.p = stop + 1;
+  return true;
+}
+
+/// string_body() without the body.
+[[nodiscard]] FILEBUILDER_PLAIN_INLINE bool skip_string_body(Cursor& c) noexcept {
+  std::string_view ignored;
+  return string_body(c, ignored);
+}
+
+/// Consumes the bytes of `literal` (known at compile time: a few loads and
+/// compares) when they come next, exactly: no spaces skipped.
+template <std::size_t N>
+[[nodiscard]] FILEBUILDER_PLAIN_INLINE bool literal(Cursor& c, const char (&text)[N]) noexcept {
+  if (static_cast<std::size_t>(c.end - c.p) < N - 1 || std::memcmp(c.p, text, N - 1) != 0)
+    return false;
+  c.p += N - 1;
+  return true;
+}
+
+/// Consumes `seen` when the same bytes come next. For predicted layouts:
+/// `seen` is a span of an earlier document (or record) that was read from
+/// the same state and found plain, so equal bytes are plain too and hold the
+/// same tokens. An empty `seen` never matches.
+[[nodiscard]] FILEBUILDER_PLAIN_INLINE bool same_bytes(Cursor& c, std::string_view seen) noexcept {
+  if (seen.empty() || static_cast<std::size_t>(c.end - c.p) < seen.size() ||
+      std::memcmp(c.p, seen.data(), seen.size()) != 0)
+    return false;
+  c.p += seen.size();
+  return true;
+}
+
 /// The room base64_string() needs at this cursor.
 [[nodiscard]] inline std::size_t base64_room(const Cursor& c,
                                              std::size_t max_length = SIZE_MAX) noexcept {
