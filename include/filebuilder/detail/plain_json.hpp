@@ -145,10 +145,38 @@ FILEBUILDER_PLAIN_INLINE void skip_spaces(Cursor& c) noexcept {
   return true;
 }
 
+/// find_string_stop() for one string of a predicted layout: a scan from
+/// `from`, 32 bytes a step, without the cursor's block mask (which pays when
+/// many short strings share a block, not for a string or two between long
+/// spans compared whole).
+[[nodiscard]] FILEBUILDER_PLAIN_INLINE const char* scan_string_stop(Cursor& c,
+                                                                    const char* from) noexcept {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  const auto stops = [&](const char* at) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    // Signed compare: bytes >= 0x80 are negative, so below 0x20 as well.
+    return static_cast<unsigned>(_mm_movemask_epi8(
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                     _mm_cmplt_epi8(v, space))));
+  };
+  const char* p = from;
+  for (; c.end - p >= 32; p += 32) {
+    const unsigned mask = stops(p) | (stops(p + 16) << 16);
+    if (mask != 0) return p + __builtin_ctz(mask);
+  }
+  return find_string_stop(c, p);
+#else
+  return find_string_stop(c, from);
+#endif
+}
+
 /// The body of a plain string whose opening quote the cursor is past; the
 /// cursor past its closing quote.
 [[nodiscard]] FILEBUILDER_PLAIN_INLINE bool string_body(Cursor& c, std::string_view& out) noexcept {
-  const char* stop = find_string_stop(c, c.p);
+  const char* stop = scan_string_stop(c, c.p);
   if (stop == c.end || *stop != '"') return false;
   out = std::string_view(c.p, static_cast<std::size_t>(stop - c.p));
   c.p = stop + 1;
