@@ -165,7 +165,7 @@ class Reassembler {
   /// the span stays valid until the next add().
   std::span<const RecordOutcome> flush() {
     if (flushed_) {  // a flush with no record: still a call that retries
-      outcomes_.clear();
+      outcome_count_ = 0;
       flushed_ = false;
     }
     retried_.clear();
@@ -173,7 +173,7 @@ class Reassembler {
     if (!uploads_.empty()) run_uploads();
     flushed_ = true;
     tally_records();
-    return outcomes_;
+    return batch_outcomes();
   }
 
   /// The pending uploads retried by the last flush(), one outcome each
@@ -211,17 +211,33 @@ class Reassembler {
   };
 
   std::size_t start_record() {
-    const bool batch_start = flushed_ || outcomes_.empty();
+    const bool batch_start = flushed_ || outcome_count_ == 0;
     if (flushed_) {
-      outcomes_.clear();
+      outcome_count_ = 0;
       flushed_ = false;
     }
     // The clock is read once a batch, and every 256 records of a long one:
     // expiry works in minutes, and reading the clock costs as much as
     // handling a small record.
     if (batch_start || ++records_since_clock_ % 256 == 0) maybe_expire();
-    outcomes_.emplace_back();
-    return outcomes_.size() - 1;
+    // The outcomes of earlier batches are reused (their strings keep their
+    // room): constructing one costs more than a small record's parsing.
+    if (outcome_count_ == outcomes_.size()) {
+      outcomes_.emplace_back();
+    } else {
+      RecordOutcome& outcome = outcomes_[outcome_count_];
+      outcome.outcome = Outcome::accepted;
+      outcome.error = ErrorCode::ok;
+      outcome.message.clear();
+      outcome.endpoint.clear();
+      outcome.bytes = 0;
+      outcome.sha256.clear();
+    }
+    return outcome_count_++;
+  }
+
+  [[nodiscard]] std::span<RecordOutcome> batch_outcomes() noexcept {
+    return std::span<RecordOutcome>(outcomes_.data(), outcome_count_);
   }
 
   void maybe_expire() {
@@ -370,7 +386,7 @@ class Reassembler {
   // batch rather than one per record.
   void tally_records() {
     std::array<std::uint64_t, 5> by_outcome{};
-    for (const RecordOutcome& outcome : outcomes_) {
+    for (const RecordOutcome& outcome : batch_outcomes()) {
       ++by_outcome[static_cast<std::size_t>(outcome.outcome)];
       if (outcome.outcome == Outcome::rejected)
         ReassemblerStats::add(stats_.records_rejected[static_cast<std::size_t>(outcome.error)], 1);
@@ -401,7 +417,8 @@ class Reassembler {
   std::string part_;            // decoded content of the current record (reused)
   std::size_t part_size_ = 0;
   std::size_t decode_position_ = 0;
-  std::vector<RecordOutcome> outcomes_;
+  std::vector<RecordOutcome> outcomes_;  // the first outcome_count_ are this batch's
+  std::size_t outcome_count_ = 0;
   std::vector<RecordOutcome> retried_;  // pending uploads retried by the last flush
   std::vector<QueuedUpload> uploads_;
   std::vector<UploadJob> jobs_;
