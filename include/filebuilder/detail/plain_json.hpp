@@ -247,6 +247,10 @@ template <std::size_t N>
   if (*p == '0') {
     ++p;
   } else {
+    // 19 digits never overflow: no check for them.
+    const char* unchecked = p + std::min<std::ptrdiff_t>(c.end - p, 19);
+    for (; p != unchecked && *p >= '0' && *p <= '9'; ++p)
+      value = value * 10 + static_cast<std::uint64_t>(*p - '0');
     for (; p != c.end && *p >= '0' && *p <= '9'; ++p) {
       const auto digit = static_cast<std::uint64_t>(*p - '0');
       if (value > (UINT64_MAX - digit) / 10) return false;  // out of range
