@@ -54,6 +54,8 @@ enum class Outcome : std::uint8_t {
   return "unknown";
 }
 
+// (Reassembler::start_record resets each field of a reused outcome: a new
+// field needs its line there.)
 struct RecordOutcome {
   Outcome outcome = Outcome::accepted;
   ErrorCode error = ErrorCode::ok;  // set for failed and rejected
