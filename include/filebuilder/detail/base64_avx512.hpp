@@ -166,19 +166,10 @@ FILEBUILDER_TARGET_AVX512 inline std::size_t decode_quartets(const char* in, std
                                                    _mm512_ternarylogic_epi32(c3, v0, v1, 0xFE),
                                                    _mm512_or_si512(v2, v3), 0xFE);
     if (util::any_bad(bits)) {
-      // The steps before the first bad one are stored whole, that one up to
-      // its bad quartet (from the translations at hand: where a string ends,
-      // decode_until, this is every call's last group).
-      const __m512i c[4] = {c0, c1, c2, c3};
-      const __m512i v[4] = {v0, v1, v2, v3};
-      for (int i = 0; i < 4; ++i) {
-        const __mmask64 bad = _mm512_movepi8_mask(_mm512_or_si512(c[i], v[i]));
-        const std::size_t good = bad == 0 ? 16 : static_cast<std::size_t>(__builtin_ctzll(bad)) / 4;
-        _mm512_mask_storeu_epi8(dst + 48 * i, (__mmask64{1} << (3 * good)) - 1,
-                                util::pack(v[i], gather));
-        if (bad != 0) return q + 16 * static_cast<std::size_t>(i) + good;
-      }
-      return q;  // (not reached: one of the steps holds the bad character)
+      std::size_t good = 0;
+      for (int i = 0; i < 4; ++i, q += 16)
+        if (!util::step(table, gather, in + 4 * q, out + 3 * q, good)) return q + good;
+      continue;  // (not reached: one of the steps holds the bad character)
     }
     util::store64(dst, util::pack(v0, gather));
     util::store64(dst + 48, util::pack(v1, gather));
