@@ -54,6 +54,17 @@ struct Chunk {
   return ErrorCode::ok;
 }
 
+/// What parse_plain() may know from the records before (the Reassembler's).
+struct PlainHint {
+  /// An endpoint without any byte that ends a plain string body (a quote, a
+  /// backslash, a control byte or a byte >= 0x80), or empty: the last one
+  /// seen. A record whose endpoint has the same bytes is recognised by one
+  /// comparison.
+  std::string_view endpoint;
+  /// Set by parse_plain(): the record's endpoint is `endpoint`.
+  bool same_endpoint = false;
+};
+
 /// Parses chunk records. Reuse one parser for many records (it keeps its buffers);
 /// one thread at a time, like simdjson's parser.
 class ChunkParser {
@@ -79,8 +90,11 @@ class ChunkParser {
   /// max_part_bytes), with `out` filled in as parse() fills it and the
   /// content decoded into `part` (grown as needed), `part_size` bytes. Else
   /// false, and parse() is the one to ask (it names the error).
+  /// A hint, if given, is used for the producers' layout and tells whether
+  /// the endpoint is the one seen before.
   [[nodiscard]] static bool parse_plain(std::string_view record, std::uint64_t max_part_bytes,
-                                        Chunk& out, std::string& part, std::size_t& part_size);
+                                        Chunk& out, std::string& part, std::size_t& part_size,
+                                        PlainHint* hint = nullptr);
 
  private:
   ErrorCode classify_failure(simdjson::padded_string_view record);
@@ -220,13 +234,64 @@ inline ErrorCode ChunkParser::parse_padded(simdjson::padded_string_view record, 
   return ErrorCode::ok;
 }
 
+namespace detail {
+
+// The content of a plain chunk at the cursor, decoded into `part`.
+inline bool plain_content(plain_json::Cursor& c, std::uint64_t max_part_bytes,
+                          std::string_view& content, std::string& part, std::size_t& part_size) {
+  namespace plain = plain_json;
+  const std::size_t max_length =
+      max_part_bytes >= SIZE_MAX / 2 ? SIZE_MAX : base64::encoded_size(max_part_bytes);
+  const std::size_t room = plain::base64_room(c, max_length);
+  if (part.size() < room) part.resize(std::max(room, part.size() * 2));
+  return plain::base64_string(c, part.data(), content, part_size, max_length) &&
+         part_size <= max_part_bytes;
+}
+
+// The layout producers write (`filebuilder split`, the README's):
+//   {"putEndpoint":"URL","partition":I,"partitionCount":N,"content":"BASE64"}
+// No spaces around the punctuation (the numbers may have spaces before
+// them, as plain_uint64 reads them). True with `chunk` filled in; false
+// (the cursor anywhere) when the record is not in this layout.
+inline bool predicted_chunk(std::string_view record, std::uint64_t max_part_bytes, Chunk& chunk,
+                            std::string& part, std::size_t& part_size, PlainHint* hint) {
+  namespace plain = plain_json;
+  plain::Cursor c(record);
+  if (!plain::literal(c, R"({"putEndpoint":")")) return false;
+  const char* start = c.p;
+  if (hint != nullptr && plain::same_bytes(c, hint->endpoint) && c.p != c.end && *c.p == '"') {
+    chunk.put_endpoint = std::string_view(start, hint->endpoint.size());
+    hint->same_endpoint = true;
+    ++c.p;
+  } else {
+    c.p = start;
+    if (!plain::string_body(c, chunk.put_endpoint)) return false;
+  }
+  return plain::literal(c, R"(,"partition":)") && plain::plain_uint64(c, chunk.partition) &&
+         plain::literal(c, R"(,"partitionCount":)") &&
+         plain::plain_uint64(c, chunk.partition_count) && plain::literal(c, R"(,"content":)") &&
+         plain_content(c, max_part_bytes, chunk.content, part, part_size) &&
+         plain::literal(c, "}") && plain::at_end(c);
+}
+
+}  // namespace detail
+
 inline bool ChunkParser::parse_plain(std::string_view record, std::uint64_t max_part_bytes,
-                                     Chunk& out, std::string& part, std::size_t& part_size) {
+                                     Chunk& out, std::string& part, std::size_t& part_size,
+                                     PlainHint* hint) {
   namespace plain = detail::plain_json;
+  Chunk chunk;
+  if (hint != nullptr) hint->same_endpoint = false;
+  if (detail::predicted_chunk(record, max_part_bytes, chunk, part, part_size, hint)) {
+    if (chunk.partition >= chunk.partition_count) return false;  // parse() names it
+    out = chunk;
+    return true;
+  }
+  if (hint != nullptr) hint->same_endpoint = false;
+  chunk = Chunk{};
   plain::Cursor cursor(record);
   if (!plain::consume(cursor, '{')) return false;
   unsigned seen = 0;
-  Chunk chunk;
   const bool members = plain::object_members(cursor, [&](std::string_view key, plain::Cursor& c) {
     unsigned which = 0;
     bool ok = false;
@@ -241,12 +306,7 @@ inline bool ChunkParser::parse_plain(std::string_view record, std::uint64_t max_
       ok = plain::plain_uint64(c, chunk.partition_count);
     } else if (plain::key_is(key, "content")) {
       which = detail::field_content;
-      const std::size_t max_length =
-          max_part_bytes >= SIZE_MAX / 2 ? SIZE_MAX : base64::encoded_size(max_part_bytes);
-      const std::size_t room = plain::base64_room(c, max_length);
-      if (part.size() < room) part.resize(std::max(room, part.size() * 2));
-      ok = plain::base64_string(c, part.data(), chunk.content, part_size, max_length) &&
-           part_size <= max_part_bytes;
+      ok = detail::plain_content(c, max_part_bytes, chunk.content, part, part_size);
     }
     if (!ok || (seen & which) != 0) return false;  // unknown or repeated fields: parse()
     seen |= which;

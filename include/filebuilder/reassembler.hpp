@@ -14,6 +14,7 @@
 // One thread at a time per Reassembler; the store may be shared.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -53,6 +54,8 @@ enum class Outcome : std::uint8_t {
   return "unknown";
 }
 
+// (Reassembler::start_record resets each field of a reused outcome: a new
+// field needs its line there.)
 struct RecordOutcome {
   Outcome outcome = Outcome::accepted;
   ErrorCode error = ErrorCode::ok;  // set for failed and rejected
@@ -105,9 +108,12 @@ class Reassembler {
     // The fast path takes a plain record (its content decoded on the way):
     // then every check below gives what the strict path would. Anything else
     // goes the strict way, which names the problem.
+    PlainHint hint{checked_plain_ ? std::string_view(checked_endpoint_) : std::string_view()};
     if (options_.fast_path && ChunkParser::parse_plain(record, options_.limits.max_part_bytes,
-                                                       chunk, part_, part_size_)) {
-      error = check_chunk(chunk);
+                                                       chunk, part_, part_size_, &hint)) {
+      error = check_limits(chunk, options_.limits);
+      if (error == ErrorCode::ok)
+        error = hint.same_endpoint ? checked_verdict_ : check_endpoint(chunk.put_endpoint);
     } else {
       error = parser_.parse(record, chunk);
       if (error == ErrorCode::ok) error = check_chunk(chunk);
@@ -161,7 +167,7 @@ class Reassembler {
   /// the span stays valid until the next add().
   std::span<const RecordOutcome> flush() {
     if (flushed_) {  // a flush with no record: still a call that retries
-      outcomes_.clear();
+      outcome_count_ = 0;
       flushed_ = false;
     }
     retried_.clear();
@@ -169,7 +175,7 @@ class Reassembler {
     if (!uploads_.empty()) run_uploads();
     flushed_ = true;
     tally_records();
-    return outcomes_;
+    return batch_outcomes();
   }
 
   /// The pending uploads retried by the last flush(), one outcome each
@@ -207,17 +213,33 @@ class Reassembler {
   };
 
   std::size_t start_record() {
-    const bool batch_start = flushed_ || outcomes_.empty();
+    const bool batch_start = flushed_ || outcome_count_ == 0;
     if (flushed_) {
-      outcomes_.clear();
+      outcome_count_ = 0;
       flushed_ = false;
     }
     // The clock is read once a batch, and every 256 records of a long one:
     // expiry works in minutes, and reading the clock costs as much as
     // handling a small record.
     if (batch_start || ++records_since_clock_ % 256 == 0) maybe_expire();
-    outcomes_.emplace_back();
-    return outcomes_.size() - 1;
+    // The outcomes of earlier batches are reused (their strings keep their
+    // room): constructing one costs more than a small record's parsing.
+    if (outcome_count_ == outcomes_.size()) {
+      outcomes_.emplace_back();
+    } else {
+      RecordOutcome& outcome = outcomes_[outcome_count_];
+      outcome.outcome = Outcome::accepted;
+      outcome.error = ErrorCode::ok;
+      outcome.message.clear();
+      outcome.endpoint.clear();
+      outcome.bytes = 0;
+      outcome.sha256.clear();
+    }
+    return outcome_count_++;
+  }
+
+  [[nodiscard]] std::span<RecordOutcome> batch_outcomes() noexcept {
+    return std::span<RecordOutcome>(outcomes_.data(), outcome_count_);
   }
 
   void maybe_expire() {
@@ -241,6 +263,10 @@ class Reassembler {
       checked_verdict_ = options_.policy.check(endpoint);
       checked_endpoint_.assign(endpoint);
       checked_endpoint_valid_ = true;
+      checked_plain_ = std::none_of(endpoint.begin(), endpoint.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte == '"' || byte == '\\' || byte < 0x20 || byte >= 0x80;
+      });
     }
     return checked_verdict_;
   }
@@ -362,7 +388,7 @@ class Reassembler {
   // batch rather than one per record.
   void tally_records() {
     std::array<std::uint64_t, 5> by_outcome{};
-    for (const RecordOutcome& outcome : outcomes_) {
+    for (const RecordOutcome& outcome : batch_outcomes()) {
       ++by_outcome[static_cast<std::size_t>(outcome.outcome)];
       if (outcome.outcome == Outcome::rejected)
         ReassemblerStats::add(stats_.records_rejected[static_cast<std::size_t>(outcome.error)], 1);
@@ -389,10 +415,12 @@ class Reassembler {
   std::string checked_endpoint_;  // the last endpoint checked, and the verdict
   ErrorCode checked_verdict_ = ErrorCode::ok;
   bool checked_endpoint_valid_ = false;
-  std::string part_;  // decoded content of the current record (reused)
+  bool checked_plain_ = false;  // checked_endpoint_ is a plain string body (PlainHint)
+  std::string part_;            // decoded content of the current record (reused)
   std::size_t part_size_ = 0;
   std::size_t decode_position_ = 0;
-  std::vector<RecordOutcome> outcomes_;
+  std::vector<RecordOutcome> outcomes_;  // the first outcome_count_ are this batch's
+  std::size_t outcome_count_ = 0;
   std::vector<RecordOutcome> retried_;  // pending uploads retried by the last flush
   std::vector<QueuedUpload> uploads_;
   std::vector<UploadJob> jobs_;

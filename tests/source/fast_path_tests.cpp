@@ -427,3 +427,246 @@ TEST_CASE("fast path: taken for plain documents, refused for the rest") {
                                        chunk, part, size));
   CHECK_FALSE(ChunkParser::parse_plain(chunk_record(1, 1, "x"), 100, chunk, part, size));
 }
+
+// ---------------------------------------------------------------------------
+// The predicted layouts (source/envelope.hpp KinesisLayout, chunk.hpp
+// predicted_chunk and PlainHint): every branch, matched or not, gives the
+// strict path's answer.
+
+namespace {
+
+// A record as the Lambda service writes it: the predicted layout.
+std::string aws_item(const std::string& sequence, const std::string& data,
+                     const std::string& partition_key = "96f6d314668c23de",
+                     const std::string& timestamp = "1700000000.0") {
+  return R"({"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":")" + partition_key +
+         R"(","sequenceNumber":")" + sequence + R"(","data":")" + data +
+         R"(","approximateArrivalTimestamp":)" + timestamp +
+         R"(},"eventSource":"aws:kinesis","eventVersion":"1.0","eventID":"shardId-000000000000:)" +
+         sequence +
+         R"(","eventName":"aws:kinesis:record","invokeIdentityArn":"arn:aws:iam::1:role/r",)"
+         R"("awsRegion":"us-east-1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s"})";
+}
+
+std::string aws_event(const std::vector<std::string>& items) {
+  std::string event = R"({"Records":[)";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) event += ',';
+    event += items[i];
+  }
+  return event + "]}";
+}
+
+std::vector<std::string> aws_items(const std::vector<std::string>& chunks) {
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i < chunks.size(); ++i)
+    items.push_back(
+        aws_item("495900000000000000000000000000000000000000000000000000" + std::to_string(10 + i),
+                 b64(chunks[i])));
+  return items;
+}
+
+// Runs the documents in order through one fast and one strict pipeline
+// (so that what a record leaves behind, the endpoint hint, is used).
+void same_answers(const std::vector<std::string>& documents) {
+  Pipeline fast(true);
+  Pipeline strict(false);
+  for (const std::string& document : documents) {
+    const std::string expected = strict.run(document, source::InputFormat::detect);
+    const std::string got = fast.run(document, source::InputFormat::detect);
+    if (got != expected) {
+      INFO("document: " << document);
+      CHECK(got == expected);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("fast path: the predicted Kinesis record layout, taken and missed") {
+  const std::vector<std::string> chunks = {chunk_record(0, 3, "AAAA"), chunk_record(1, 3, "BBBB"),
+                                           chunk_record(1, 3, "BBBB"), chunk_record(2, 3, "CC")};
+  const std::vector<std::string> items = aws_items(chunks);
+  const std::string good = aws_event(items);
+  same_answer(good);
+  {
+    std::vector<source::EnvelopeRecord> records;
+    source::DecodedRecords decoded;
+    REQUIRE(source::read_plain_event(good, records, decoded) == source::PlainEvent::kinesis);
+    REQUIRE(records.size() == chunks.size());
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      CHECK(records[i].id ==
+            "495900000000000000000000000000000000000000000000000000" + std::to_string(10 + i));
+      CHECK(decoded.of(i) == chunks[i]);
+    }
+  }
+  // Each edit applied to one record at a time (the first: no layout seen
+  // yet; a middle one: the records around it in the layout; the last).
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      // keys of each segment renamed, spaced, or their member repeated
+      {R"("kinesis":)", R"("kinesiz":)"},
+      {R"({"kinesis":{)", R"({"kinesis":{"partitionKey":"x",)"},
+      {R"("kinesisSchemaVersion":)", R"("kinesisSchemaVersion" :)"},
+      {R"("partitionKey":)", R"("partitionKey": )"},
+      {R"("sequenceNumber":)", R"("sequenceNumbe":)"},
+      {R"(,"data":)", R"(, "data":)"},
+      {R"("data":)", R"("data" :)"},
+      {R"("approximateArrivalTimestamp":)", R"("approximateArrivalTimestamp": )"},
+      {R"(},"eventSource":)", R"(} ,"eventSource":)"},
+      {R"("eventVersion":)", R"("eventVersion":"1.0","eventVersion":)"},
+      {R"("eventID":)", R"("eventId":)"},
+      {R"("eventName":)", R"("eventName" :)"},
+      {R"("invokeIdentityArn":)", R"("invokeIdentityArn":1,"x":)"},
+      {R"("awsRegion":)", R"("awsRegion":"us-east-1","awsRegion":)"},
+      {R"("eventSourceARN":)", R"("eventSourceArn":)"},
+      {R"(stream/s"})", R"(stream/s" })"},
+      {R"(stream/s"})", R"(stream/s","data":"AAAA"})"},
+      {R"(stream/s"})", R"(stream/s","kinesis":{}})"},
+      {R"({"kinesis":{)", R"( {"kinesis":{)"},
+      // values of other lengths and kinds
+      {R"("1.0","partitionKey")", R"("1.00","partitionKey")"},
+      {R"("96f6d314668c23de")", R"("1")"},
+      {R"("96f6d314668c23de")", R"("96f6d314668c23de96f6d314668c23de96f6d314668c23de")"},
+      {R"("96f6d314668c23de")", R"(96)"},
+      {"1700000000.0}", "1700000001.25}"},
+      {"1700000000.0}", "17e8}"},
+      {"1700000000.0}", "-1}"},
+      {"1700000000.0}", "01}"},
+      {"1700000000.0}", "1.}"},
+      {"1700000000.0}", "\"1700000000.0\"}"},
+      {"1700000000.0}", "null}"},
+      {R"("aws:kinesis","eventVersion")", R"("aws:kinesis2","eventVersion")"},
+      {R"("shardId-000000000000:)", R"("shardId-000000000001:9)"},
+      {R"("aws:kinesis:record")", R"("aws:kinesis:rec")"},
+      {R"("us-east-1","eventSourceARN")", R"("eu-west-3","eventSourceARN")"},
+      {R"(stream/s")", R"(stream/s2")"},
+      // escapes and bytes a plain string may not hold, in each segment
+      {R"("kinesisSchemaVersion":"1.0")", R"("kinesisSchemaVersion":"1\u002e0")"},
+      {R"("96f6d314668c23de")", R"("96f6d314\"668c23de")"},
+      {R"("sequenceNumber":"4959)", R"("sequenceNumber":"\u00344959)"},
+      {R"("sequenceNumber":"4959)",
+       "\"sequenceNumber\":\"\x01"
+       "4959"},
+      {R"("aws:kinesis","eventVersion")", R"("aws:kin\/esis","eventVersion")"},
+      {R"("shardId-000000000000:)", "\"shardId-\xc3\xa9:"},
+      {R"("shardId-000000000000:)", R"("shardId-\\:)"},
+      {R"("us-east-1","eventSourceARN")",
+       "\"us-\x7f"
+       "east-1\",\"eventSourceARN\""},
+      {R"("us-east-1","eventSourceARN")", "\"us-\xff\",\"eventSourceARN\""},
+      {R"(stream/s")", R"(stream/s\")"},
+      // data
+      {R"("data":")", R"("data":"=)"},
+      {R"("data":")", R"("data":5,"x":")"},
+  };
+  for (const auto& [from, to] : edits) {
+    for (const std::size_t which : {std::size_t{0}, std::size_t{1}, items.size() - 1}) {
+      std::vector<std::string> edited = items;
+      edited[which] = replace_all(edited[which], from, to);
+      REQUIRE(edited[which] != items[which]);
+      same_answer(aws_event(edited));
+    }
+    // Every record edited alike (a layout of its own, seen again and again).
+    std::vector<std::string> all = items;
+    for (std::string& item : all) item = replace_all(item, from, to);
+    same_answer(aws_event(all));
+  }
+  // Records of both layouts in turn, and spacing between the records.
+  const std::vector<std::string> other = {kinesis_item("1", b64(chunks[0])), items[1],
+                                          kinesis_item("3", b64(chunks[2])), items[3]};
+  same_answer(aws_event(other));
+  same_answer(replace_all(good, "},{", "}, {"));
+  same_answer(replace_all(good, "},{", "}\n,{"));
+  same_answer(R"({ "Records" : [ )" + items[0] + " , " + items[1] + " ] }");
+  // Values other records reuse: the same partition key for one file,
+  // another for the next, arrival times that differ.
+  same_answer(aws_event({aws_item("1", b64(chunks[0]), "a"), aws_item("2", b64(chunks[1]), "bb"),
+                         aws_item("3", b64(chunks[2]), "a", "1700000000.5"),
+                         aws_item("4", b64(chunks[3]), "a", "1700000001")}));
+}
+
+TEST_CASE("fast path: every prefix of an event in the predicted layout") {
+  const std::vector<std::string> items =
+      aws_items({chunk_record(0, 2, "ab"), chunk_record(1, 2, "c")});
+  const std::string event = aws_event(items);
+  for (std::size_t n = 0; n <= event.size(); ++n) same_answer(event.substr(0, n));
+  // A broken second record after a first one in the layout.
+  for (std::size_t n = 0; n <= items[1].size(); ++n)
+    same_answer(R"({"Records":[)" + items[0] + "," + items[1].substr(0, n) + "]}");
+}
+
+TEST_CASE("fast path: the predicted chunk layout and the endpoint hint") {
+  const std::string good = chunk_record(0, 3, "hello");
+  const std::string content = b64("hello");
+  const std::vector<std::string> variants = {
+      good,
+      replace_all(good, R"({"putEndpoint":)", R"({ "putEndpoint":)"),
+      replace_all(good, R"("putEndpoint":)", R"("putEndpoint" :)"),
+      replace_all(good, R"("putEndpoint":)", R"("putEndpoint": )"),
+      replace_all(good, R"(,"partition":)", R"(, "partition":)"),
+      replace_all(good, R"("partition":)", R"("partition": )"),
+      replace_all(good, R"("partition":0)", R"("partition":0 )"),
+      replace_all(good, R"("partitionCount":)", R"("partitionCount": )"),
+      replace_all(good, R"("partitionCount":3)", R"("partitionCount":3 )"),
+      replace_all(good, R"("content":)", R"("content": )"),
+      replace_all(good, "\"}", "\" }"),
+      replace_all(good, "\"}", "\"} \n"),
+      replace_all(good, "\"}", "\",\"extra\":1}"),
+      replace_all(good, "\"}", "\",\"content\":\"\"}"),
+      replace_all(good, R"("putEndpoint":)", R"("putEndpoin":)"),
+      replace_all(good, R"("partition":)", R"("Partition":)"),
+      replace_all(good, R"("partitionCount":)", R"("partitionCoun":)"),
+      replace_all(good, R"("content":)", R"("contents":)"),
+      replace_all(good, R"("partition":0)", R"("partition":12)"),
+      replace_all(good, R"("partition":0)", R"("partition":3)"),
+      replace_all(good, R"("partition":0)", R"("partition":-1)"),
+      replace_all(good, R"("partitionCount":3)", R"("partitionCount":30000)"),
+      replace_all(good, R"("partitionCount":3)", R"("partitionCount":3.0)"),
+      replace_all(good, content, content.substr(0, 4) + "\\/" + content.substr(4)),
+      good + "x",
+  };
+  for (const std::string& variant : variants) {
+    same_answer(variant);
+    same_answer(kinesis_event({variant}));
+    same_answer(aws_event(aws_items({good, variant, good})));
+  }
+  // Endpoints beside the last one: the same, one byte longer or shorter or
+  // other, escaped (so not plain, or plain once unescaped), and a quote or
+  // backslash where the last one ended.
+  const std::vector<std::string> endpoints = {
+      endpoint,
+      endpoint + "x",
+      endpoint.substr(0, endpoint.size() - 1),
+      replace_all(endpoint, "secret", "secreT"),
+      "https://other.example.com/g",
+      "https://bucket.example.com/a\"b",
+      "https://bucket.example.com/a\\b",
+      "https://bucket.example.com/\xc3\xa9",
+      "",
+  };
+  std::vector<std::string> records;
+  for (const std::string& url : endpoints) {
+    records.push_back(chunk_record(0, 2, "ab", url));
+    records.push_back(chunk_record(0, 2, "ab", endpoint));
+    records.push_back(chunk_record(1, 2, "cd", url));
+  }
+  // Written by hand: the last endpoint's bytes, then more of a string.
+  records.push_back(R"({"putEndpoint":")" + endpoint +
+                    R"(\/x","partition":0,"partitionCount":1,)"
+                    R"("content":"")"
+                    "}");
+  records.push_back(chunk_record(0, 1, "z", endpoint));
+  records.push_back(R"({"putEndpoint":")" + endpoint +
+                    R"(x","partition":0,"partitionCount":1,)"
+                    R"("content":"")"
+                    "}");
+  records.push_back(R"({"putEndpoint":")" + replace_all(endpoint, "/", "\\/") +
+                    R"(","partition":1,"partitionCount":2,"content":"YWI="})");
+  records.push_back(chunk_record(0, 2, "ab", endpoint));
+  std::vector<std::string> documents;
+  for (const std::string& record : records) documents.push_back(record);
+  documents.push_back(aws_event(aws_items(records)));
+  documents.push_back(kinesis_event(records));
+  same_answers(documents);
+  for (const std::string& record : records) same_answers({aws_event(aws_items(records)), record});
+}

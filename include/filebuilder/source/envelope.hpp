@@ -150,6 +150,68 @@ inline bool plain_kinesis_record(plain::Cursor& c, EnvelopeRecord& record, Decod
   return ok && kinesis;
 }
 
+// The predicted layout of a Lambda Kinesis record, the one the Lambda service
+// (and `filebuilder split`) writes: these keys in this order, no spaces.
+//   H  {"kinesis":{"kinesisSchemaVersion":"S","partitionKey":"S","sequenceNumber":"
+//      the sequence number, then ","data": and the data
+//   M  ,"approximateArrivalTimestamp":N},"eventSource":"S","eventVersion":"S","eventID":"
+//      the event id
+//   T  ,"eventName":"S","invokeIdentityArn":"S","awsRegion":"S","eventSourceARN":"S"}
+// Each of H, M and T is either the same bytes as in the record before (read
+// the same way, so plain and holding the same tokens) or read here, key by
+// key. A record in any other layout is read by plain_kinesis_record(). Both
+// give the same sequenceNumber and data.
+struct KinesisLayout {
+  std::string_view head, middle, tail;  // of the last record read this way, or empty
+};
+
+inline bool predicted_head(plain::Cursor& c) noexcept {
+  return plain::literal(c, R"({"kinesis":{"kinesisSchemaVersion":")") &&
+         plain::skip_string_body(c) && plain::literal(c, R"(,"partitionKey":")") &&
+         plain::skip_string_body(c) && plain::literal(c, R"(,"sequenceNumber":")");
+}
+
+inline bool predicted_middle(plain::Cursor& c) noexcept {
+  return plain::literal(c, R"(,"approximateArrivalTimestamp":)") && plain::skip_number(c) &&
+         plain::literal(c, R"(},"eventSource":")") && plain::skip_string_body(c) &&
+         plain::literal(c, R"(,"eventVersion":")") && plain::skip_string_body(c) &&
+         plain::literal(c, R"(,"eventID":")");
+}
+
+inline bool predicted_tail(plain::Cursor& c) noexcept {
+  return plain::literal(c, R"(,"eventName":")") && plain::skip_string_body(c) &&
+         plain::literal(c, R"(,"invokeIdentityArn":")") && plain::skip_string_body(c) &&
+         plain::literal(c, R"(,"awsRegion":")") && plain::skip_string_body(c) &&
+         plain::literal(c, R"(,"eventSourceARN":")") && plain::skip_string_body(c) &&
+         plain::literal(c, "}");
+}
+
+// One segment: the bytes seen last time, or read by `read`; `seen` becomes it.
+template <typename Read>
+[[gnu::always_inline]] inline bool predicted_segment(plain::Cursor& c, std::string_view& seen,
+                                                     Read&& read) noexcept {
+  const char* start = c.p;
+  if (plain::same_bytes(c, seen)) return true;
+  if (!read(c)) return false;
+  seen = std::string_view(start, static_cast<std::size_t>(c.p - start));
+  return true;
+}
+
+// A record in the predicted layout (see KinesisLayout), its data decoded at
+// the end of `out`; false (the cursor anywhere) for any other.
+inline bool predicted_kinesis_record(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords& out,
+                                     KinesisLayout& layout) {
+  KinesisLayout next = layout;
+  std::string_view event_id;
+  if (!predicted_segment(c, next.head, predicted_head) || !plain::string_body(c, record.id) ||
+      !plain::literal(c, R"(,"data":)") || !plain_data(c, record, out) ||
+      !predicted_segment(c, next.middle, predicted_middle) || !plain::string_body(c, event_id) ||
+      !predicted_segment(c, next.tail, predicted_tail))
+    return false;
+  layout = next;
+  return true;
+}
+
 // {"recordId": plain, "data": base64, ...}: each once.
 inline bool plain_firehose_record(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords& out) {
   bool id = false, data = false;
@@ -195,13 +257,19 @@ enum class PlainEvent : std::uint8_t {
     if (kind != PlainEvent::other) return false;  // both arrays, or one twice
     kind = kinesis ? PlainEvent::kinesis : PlainEvent::firehose;
     if (!plain::consume(value, '[')) return false;
+    detail::KinesisLayout layout;
     return plain::array_elements(value, [&](plain::Cursor& item) {
       EnvelopeRecord& record = out.emplace_back();
       const std::size_t offset =
           decoded.spans.empty() ? 0 : decoded.spans.back().offset + decoded.spans.back().size;
       decoded.spans.push_back({offset, 0, true, 0});
-      return kinesis ? detail::plain_kinesis_record(item, record, decoded)
-                     : detail::plain_firehose_record(item, record, decoded);
+      if (!kinesis) return detail::plain_firehose_record(item, record, decoded);
+      const char* start = item.p;
+      if (detail::predicted_kinesis_record(item, record, decoded, layout)) return true;
+      item.p = start;  // another layout: read it key by key
+      record = EnvelopeRecord{};
+      decoded.spans.back().size = 0;
+      return detail::plain_kinesis_record(item, record, decoded);
     });
   });
   if (!ok || !plain::at_end(c)) return PlainEvent::not_plain;

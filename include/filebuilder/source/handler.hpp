@@ -338,7 +338,12 @@ class EventHandler {
   // KPL sub-record index), then the pending uploads retried.
   std::span<const RecordOutcome> flush_and_report() {
     const std::span<const RecordOutcome> outcomes = reassembler_.flush();
+    const bool debug = logger_.enabled(LogLevel::debug);
     for (std::size_t k = 0; k < users_.size(); ++k) {
+      // The common case, which report() would neither log nor track.
+      if (!debug &&
+          (outcomes[k].outcome == Outcome::accepted || outcomes[k].outcome == Outcome::duplicate))
+        continue;
       const EnvelopeRecord& record = records_[users_[k].record];
       // Data that is not base64 goes into a dead letter encoded, like any raw bytes.
       const bool data_is_base64 = users_[k].decoded;
