@@ -20,7 +20,8 @@
 
 namespace filebuilder::lambda {
 
-class RuntimeApi {
+/// The posts (respond, fail_invocation, fail_init) are RuntimePosts'.
+class RuntimeApi : public RuntimePosts<RuntimeApi> {
  public:
   /// `address` is AWS_LAMBDA_RUNTIME_API ("127.0.0.1:9001"). Throws
   /// std::runtime_error when libcurl cannot be initialised.
@@ -48,24 +49,9 @@ class RuntimeApi {
     return runtime::check_next_reply(status, out, error);
   }
 
-  /// Posts the reply of invocation `request_id`.
-  bool respond(std::string_view request_id, std::string_view body, std::string& error) {
-    return post(runtime::response_path(request_id), body, nullptr, error);
-  }
-
-  /// Posts why invocation `request_id` failed.
-  bool fail_invocation(std::string_view request_id, std::string_view type, std::string_view message,
-                       std::string& error) {
-    return post(runtime::error_path(request_id), runtime::error_json(type, message), &type, error);
-  }
-
-  /// Posts why the runtime cannot start; it should exit then.
-  bool fail_init(std::string_view type, std::string_view message, std::string& error) {
-    return post(std::string(runtime::init_error_path), runtime::error_json(type, message), &type,
-                error);
-  }
-
  private:
+  friend class RuntimePosts<RuntimeApi>;  // respond, fail_invocation, fail_init: over post()
+
   // What one request fills in: the invocation's headers (GET next only) and the body.
   struct Exchange {
     Invocation* invocation = nullptr;

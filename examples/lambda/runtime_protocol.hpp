@@ -161,6 +161,36 @@ inline void reserve_padded(std::string& body, std::uint64_t content_length) {
 
 }  // namespace runtime
 
+/// The posts every Runtime API client makes, written once over the client's
+/// own transport: `Client` (CRTP) provides
+///   bool post(const std::string& path, std::string_view body,
+///             const std::string_view* error_type, std::string& error)
+/// and befriends this base.
+template <typename Client>
+class RuntimePosts {
+ public:
+  /// Posts the reply of invocation `request_id`.
+  bool respond(std::string_view request_id, std::string_view body, std::string& error) {
+    return client().post(runtime::response_path(request_id), body, nullptr, error);
+  }
+
+  /// Posts why invocation `request_id` failed.
+  bool fail_invocation(std::string_view request_id, std::string_view type, std::string_view message,
+                       std::string& error) {
+    return client().post(runtime::error_path(request_id), runtime::error_json(type, message), &type,
+                         error);
+  }
+
+  /// Posts why the runtime cannot start; it should exit then.
+  bool fail_init(std::string_view type, std::string_view message, std::string& error) {
+    return client().post(std::string(runtime::init_error_path), runtime::error_json(type, message),
+                         &type, error);
+  }
+
+ private:
+  Client& client() noexcept { return static_cast<Client&>(*this); }
+};
+
 // The names main.cpp and the tests have always used.
 using runtime::error_json;
 
