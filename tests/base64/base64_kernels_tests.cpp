@@ -344,10 +344,11 @@ TEST_SUITE("base64 kernels") {
     Differential diff;
     std::mt19937_64 rng(4);
     // Block sizes in characters: 32 (AVX2 step), 64 (AVX-512 step), 128 (AVX2
-    // group), 256 (AVX-512 group); the kernels' loops change at 34 and 70
-    // quartets left, their last step overlaps the one before, and the final
-    // quartet is always the scalar one.
-    const std::size_t lengths[] = {128, 132, 136, 256, 260, 280, 284, 288, 516, 1028, 1100};
+    // group of 4), 256 (AVX2 group of 8, AVX-512 group); the kernels' loops
+    // change at 34, 66 and 70 quartets left, their last step overlaps the one
+    // before, and the final quartet is always the scalar one.
+    const std::size_t lengths[] = {128, 132, 136, 256, 260, 264,  268, 280,
+                                   284, 288, 516, 520, 524, 1028, 1100};
     for (const std::size_t length : lengths) {
       CAPTURE(length);
       for (const bool padded : {false, true}) {
