@@ -127,6 +127,7 @@ TEST_CASE("cli stores: replay processes killed -9 at random moments lose nothing
   std::size_t seen_requests = 0;
   std::size_t acknowledged_so_far = 0;
   int kills = 0;
+  long window_us = 30'000;  // kill moments: 1 ms + up to this
   // Kill runs until 20 were killed in flight (a run may finish first), then one last run.
   for (int run_index = 0;; ++run_index) {
     const bool last = kills == 20 || run_index == 200;
@@ -135,13 +136,19 @@ TEST_CASE("cli stores: replay processes killed -9 at random moments lose nothing
     {
       filebuilder::test::ChildProcess child(argv, output);
       if (!last) {
-        // 2..32 ms in, once some run has acknowledged a file; until then a
-        // little later each run, so that a slow (loaded) machine gets there too.
-        const int late = acknowledged_so_far == 0 ? std::min(run_index * 25, 3000) : 0;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2 + random() % 30 + late));
+        // A moment within the window once some run has acknowledged a file;
+        // until then a little later each run, so that a slow (loaded) machine
+        // gets there too. A run that finishes first shrinks the window to
+        // 3/4 of that moment, so that a fast machine gets its kills too.
+        const long late_us =
+            acknowledged_so_far == 0 ? std::min(run_index * 25'000L, 3'000'000L) : 0;
+        const long delay_us = 1000 + static_cast<long>(random() % window_us) + late_us;
+        std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
         if (!child.poll()) {
           ::kill(child.pid(), SIGKILL);
           ++kills;
+        } else if (late_us == 0) {
+          window_us = std::max(1000L, delay_us * 3 / 4);
         }
       }
       const int status = child.wait();
