@@ -13,32 +13,28 @@
 // count the input size as bytes_per_second.
 #include <benchmark/benchmark.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <map>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "filebuilder/base64.hpp"
+#include "page_buffer.hpp"
 
 namespace {
 
 namespace base64 = filebuilder::base64;
+namespace bench = filebuilder::bench;
 
 constexpr std::int64_t kSizes[] = {1 << 10, 4 << 10, 64 << 10, 1 << 20};
-
-struct FreeDeleter {
-  void operator()(char* p) const noexcept { std::free(p); }
-};
 
 // The input (a valid encoding of random bytes, no padding: every size used
 // is a multiple of 4) and the output buffer of one size, shared by memcpy and
 // every kernel.
 struct Buffers {
-  std::unique_ptr<char, FreeDeleter> input_block;
-  std::unique_ptr<char, FreeDeleter> output_block;
+  bench::PageBuffer input_block;
+  bench::PageBuffer output_block;
   std::string_view input;
   char* output = nullptr;
 };
@@ -51,11 +47,10 @@ Buffers& buffers(std::size_t encoded_size) {
   std::string bytes(encoded_size / 4 * 3, '\0');
   for (char& c : bytes) c = static_cast<char>(random());
   const std::string encoded = base64::encode(bytes);
-  const std::size_t rounded = (encoded.size() + 4095) / 4096 * 4096;
-  b.input_block.reset(static_cast<char*>(std::aligned_alloc(4096, rounded)));
-  b.output_block.reset(static_cast<char*>(std::aligned_alloc(4096, rounded + 4096)));
+  b.input_block = bench::page_aligned(encoded.size());
+  b.output_block = bench::page_aligned(encoded.size() + 4096);
   std::memcpy(b.input_block.get(), encoded.data(), encoded.size());
-  std::memset(b.output_block.get(), 0, rounded + 4096);
+  std::memset(b.output_block.get(), 0, encoded.size() + 4096);
   b.input = std::string_view(b.input_block.get(), encoded.size());
   b.output = b.output_block.get() + 2048;
   return b;

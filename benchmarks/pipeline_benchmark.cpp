@@ -21,9 +21,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,12 +30,15 @@
 #include "filebuilder/reassembler.hpp"
 #include "filebuilder/source/handler.hpp"
 #include "filebuilder/split.hpp"
+#include "page_buffer.hpp"
 #include "support/allocation_counter.hpp"
 #include "support/discard_store.hpp"
 
 namespace {
 
 namespace fb = filebuilder;
+using fb::bench::page_aligned;
+using fb::bench::PageBuffer;
 
 using DiscardStore = fb::test::DiscardStore;
 using NullUploader = fb::test::AcceptingUploader;
@@ -109,16 +110,6 @@ void finish(benchmark::State& state, const Event& event) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * event.records));
   state.SetLabel(std::to_string(event.records) + " records, " + std::to_string(event.json.size()) +
                  " B");
-}
-
-struct FreeDeleter {
-  void operator()(char* p) const noexcept { std::free(p); }
-};
-using PageBuffer = std::unique_ptr<char, FreeDeleter>;
-
-/// `size` bytes at the start of a 4 KiB page.
-PageBuffer page_aligned(std::size_t size) {
-  return PageBuffer(static_cast<char*>(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096)));
 }
 
 void floor(benchmark::State& state) {

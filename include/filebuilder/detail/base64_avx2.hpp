@@ -142,10 +142,11 @@ FILEBUILDER_TARGET_AVX2 inline void store28(char* out, __m256i lanes) noexcept {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 12), _mm256_extracti128_si256(lanes, 1));
 }
 
-/// Decodes the `Steps` steps from quartet q on (Steps * 8 quartets, with room
-/// for 4 bytes after them), storing each before the verdict. Returns 0 when
-/// all are valid, else the index + 1 of the first step holding a bad character
-/// (the steps before it are stored; its bytes and those after it may not be).
+/// Decodes the `Steps` steps at `in` (Steps * 32 characters) to `out` (Steps *
+/// 24 bytes, and 4 bytes of room after them that the last store overwrites),
+/// storing each step before the verdict. Returns 0 when all are valid, else
+/// the index + 1 of the first step holding a bad character (the steps before
+/// it are stored; its bytes and those after it may not be).
 template <int Steps>
 FILEBUILDER_TARGET_AVX2 inline int decode_group(const Constants& k, const char* in,
                                                 char* out) noexcept {
