@@ -23,10 +23,12 @@
 // shuffle, the lane extract, the vptest): 3 cycles per 32 characters at best,
 // about 3.5 in this loop. The main loop runs groups of 8 steps
 // (256 characters), then one of 4, each step stored before the group's
-// verdict. The step of a group, or a later step, with any character outside
-// the alphabet is handed to the scalar loop from its first quartet (at most 8
-// quartets from where it stops), which stops at exactly the quartet the scalar
-// kernel would: the results of both kernels are identical by construction.
+// verdict. In the first step with a character outside the alphabet, the
+// first such character's index (a byte mask, then a bit scan) says how many
+// whole quartets precede it, and the kernel stops before that quartet,
+// exactly where the scalar kernel stops. No scalar code runs on inputs of 8
+// quartets or more, so that finding where a string ends costs no scalar tail
+// (base64::decode_until, the JSON fast paths).
 //
 // Loads are unaligned and never pass in + 4 * quartets. Stores stay inside
 // out[0, 3 * quartets): two 16-byte stores (24 bytes of data, 28 written) are
@@ -115,6 +117,19 @@ FILEBUILDER_TARGET_AVX2 inline int translate(const Constants& k, __m256i chars,
   return _mm256_testc_si256(valid_with, hi_class);
 }
 
+/// The number of whole quartets of alphabet characters that the 32
+/// characters start with (0..8): translate()'s test, byte by byte, for a
+/// step already known to hold a bad character.
+FILEBUILDER_TARGET_AVX2 inline std::size_t good_quartets(const Constants& k,
+                                                         __m256i chars) noexcept {
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(chars, 4), k.nibble);
+  const __m256i outside = _mm256_andnot_si256(_mm256_shuffle_epi8(k.lo_valid, chars),
+                                              _mm256_shuffle_epi8(k.hi_classes, hi));
+  const auto good = static_cast<unsigned>(
+      _mm256_movemask_epi8(_mm256_cmpeq_epi8(outside, _mm256_setzero_si256())));
+  return ~good == 0 ? 8 : static_cast<std::size_t>(__builtin_ctz(~good)) / 4;
+}
+
 /// 32 sextets -> 24 bytes: 12 at the start of each 128-bit lane (the last 4
 /// bytes of each lane are zero).
 FILEBUILDER_TARGET_AVX2 inline __m256i pack(const Constants& k, __m256i values) noexcept {
@@ -144,12 +159,12 @@ FILEBUILDER_TARGET_AVX2 inline void store28(char* out, __m256i lanes) noexcept {
 
 /// Decodes the `Steps` steps at `in` (Steps * 32 characters) to `out` (Steps *
 /// 24 bytes, and 4 bytes of room after them that the last store overwrites),
-/// storing each step before the verdict. Returns 0 when all are valid, else
-/// the index + 1 of the first step holding a bad character (the steps before
-/// it are stored; its bytes and those after it may not be).
+/// storing each step before the verdict. Returns the number of quartets
+/// before the first one holding a character outside the alphabet (Steps * 8
+/// when there is none); their bytes are stored.
 template <int Steps>
-FILEBUILDER_TARGET_AVX2 inline int decode_group(const Constants& k, const char* in,
-                                                char* out) noexcept {
+FILEBUILDER_TARGET_AVX2 inline std::size_t decode_group(const Constants& k, const char* in,
+                                                        char* out) noexcept {
   int good = 1;
 #pragma GCC unroll 8
   for (int step = 0; step < Steps; ++step) {
@@ -157,12 +172,14 @@ FILEBUILDER_TARGET_AVX2 inline int decode_group(const Constants& k, const char* 
     good &= translate(k, load(in + 32 * step), values);
     store28(out + 24 * step, pack(k, values));
   }
-  if (good) return 0;
+  if (good) return 8 * Steps;
+  std::size_t quartets = 0;
   for (int step = 0; step < Steps; ++step) {
-    __m256i values;
-    if (!translate(k, load(in + 32 * step), values)) return step + 1;
+    const std::size_t in_step = good_quartets(k, load(in + 32 * step));
+    quartets += in_step;
+    if (in_step < 8) break;
   }
-  return Steps;  // (not reached: one of the steps holds the bad character)
+  return quartets;
 }
 
 }  // namespace util
@@ -172,46 +189,43 @@ FILEBUILDER_TARGET_AVX2 inline std::size_t decode_quartets(const char* in, std::
   if (quartets < 8) return scalar::decode_quartets(in, quartets, out);
   const util::Constants k = util::make_constants();
   std::size_t q = 0;  // quartets decoded so far
-  // The scalar loop takes over at the first bad step, for at most 8 quartets.
-  const auto finish_at_step = [&](int bad_step) {
-    q += 8 * static_cast<std::size_t>(bad_step - 1);
-    return q + scalar::decode_quartets(in + 4 * q, quartets - q, out + 3 * q);
-  };
   // Groups of 8, then of 4 steps: the last store of a group of S steps ends
   // at 3 * (q + 8 * (S - 1)) + 28 = 3 * q + 24 * S + 4 <= 3 * quartets.
   while (quartets - q >= 66) {
-    if (const int bad = util::decode_group<8>(k, in + 4 * q, out + 3 * q))
-      return finish_at_step(bad);
-    q += 64;
+    const std::size_t good = util::decode_group<8>(k, in + 4 * q, out + 3 * q);
+    q += good;
+    if (good < 64) return q;
   }
   if (quartets - q >= 34) {
-    if (const int bad = util::decode_group<4>(k, in + 4 * q, out + 3 * q))
-      return finish_at_step(bad);
-    q += 32;
+    const std::size_t good = util::decode_group<4>(k, in + 4 * q, out + 3 * q);
+    q += good;
+    if (good < 32) return q;
   }
-  // Single steps, storing exactly 24 bytes when no room for 28 follows.
+  // Single steps, storing exactly 24 bytes when no room for 28 follows. A
+  // bad step is stored too (its 24 bytes are inside the output), and only
+  // its whole quartets before the bad character count.
   while (quartets - q >= 8) {
+    const __m256i chars = util::load(in + 4 * q);
     __m256i v;
-    if (!util::translate(k, util::load(in + 4 * q), v)) {
-      return q + scalar::decode_quartets(in + 4 * q, quartets - q, out + 3 * q);
-    }
+    const int good = util::translate(k, chars, v);
     if (quartets - q >= 10) {
       util::store28(out + 3 * q, util::pack(k, v));
     } else {
       util::store24(out + 3 * q, util::pack(k, v));
     }
+    if (!good) return q + util::good_quartets(k, chars);
     q += 8;
   }
   if (q == quartets) return quartets;
   // 1..7 quartets left: one step over the last 8 quartets, overlapping
-  // decoded ones (valid, rewritten with the same bytes).
+  // decoded ones (valid, rewritten with the same bytes; a bad character is
+  // past them, at quartet q or later).
   const std::size_t last = quartets - 8;
+  const __m256i chars = util::load(in + 4 * last);
   __m256i v;
-  if (!util::translate(k, util::load(in + 4 * last), v)) {
-    return q + scalar::decode_quartets(in + 4 * q, quartets - q, out + 3 * q);
-  }
+  const int good = util::translate(k, chars, v);
   util::store24(out + 3 * last, util::pack(k, v));
-  return quartets;
+  return good ? quartets : last + util::good_quartets(k, chars);
 }
 
 }  // namespace filebuilder::detail::avx2
