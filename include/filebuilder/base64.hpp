@@ -81,8 +81,10 @@ struct DecodeResult {
 [[nodiscard]] constexpr std::size_t decoded_size(std::string_view input) noexcept;
 
 /// Decodes `input` strictly (see the header comment) into `out`, which must
-/// have room for max_decoded_size(input.size()) bytes. Never throws, never
-/// reads outside `input`.
+/// have room for max_decoded_size(input.size()) bytes and must not overlap
+/// `input` (the SIMD kernels write whole steps, past the bytes decoded so far,
+/// before they read the rest). Bytes of that room past `written` are
+/// unspecified. Never throws, never reads outside `input`.
 [[nodiscard]] inline DecodeResult decode(std::string_view input, char* out) noexcept;
 
 /// The outcome of decode_until().
@@ -101,7 +103,8 @@ struct PrefixResult {
 /// encoding (as decode() defines it) followed by the terminator, which must
 /// not be in the alphabet nor '='; the first terminator then ends it. Anything
 /// else is bad_base64, without a position: decode() the real string to learn
-/// where it breaks. `out` needs room for max_decoded_size(text.size()) bytes.
+/// where it breaks. `out` needs room for max_decoded_size(text.size()) bytes
+/// and must not overlap `text`, as for decode().
 [[nodiscard]] inline PrefixResult decode_until(std::string_view text, char terminator,
                                                char* out) noexcept;
 
