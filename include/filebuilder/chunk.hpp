@@ -88,13 +88,14 @@ class ChunkParser {
   /// each, in any order, nothing else; plain strings and integers; a valid
   /// partition; a content of valid base64 that decodes to at most
   /// max_part_bytes), with `out` filled in as parse() fills it and the
-  /// content decoded into `part` (grown as needed), `part_size` bytes. Else
-  /// false, and parse() is the one to ask (it names the error).
+  /// content decoded into `part` from offset `at` on (`part` grown as
+  /// needed, its first `at` bytes kept), `part_size` bytes. Else false, and
+  /// parse() is the one to ask (it names the error).
   /// A hint, if given, is used for the producers' layout and tells whether
   /// the endpoint is the one seen before.
   [[nodiscard]] static bool parse_plain(std::string_view record, std::uint64_t max_part_bytes,
                                         Chunk& out, std::string& part, std::size_t& part_size,
-                                        PlainHint* hint = nullptr);
+                                        PlainHint* hint = nullptr, std::size_t at = 0);
 
  private:
   ErrorCode classify_failure(simdjson::padded_string_view record);
@@ -236,15 +237,16 @@ inline ErrorCode ChunkParser::parse_padded(simdjson::padded_string_view record, 
 
 namespace detail {
 
-// The content of a plain chunk at the cursor, decoded into `part`.
+// The content of a plain chunk at the cursor, decoded into `part` at `at`.
 inline bool plain_content(plain_json::Cursor& c, std::uint64_t max_part_bytes,
-                          std::string_view& content, std::string& part, std::size_t& part_size) {
+                          std::string_view& content, std::string& part, std::size_t& part_size,
+                          std::size_t at) {
   namespace plain = plain_json;
   const std::size_t max_length =
       max_part_bytes >= SIZE_MAX / 2 ? SIZE_MAX : base64::encoded_size(max_part_bytes);
-  const std::size_t room = plain::base64_room(c, max_length);
+  const std::size_t room = at + plain::base64_room(c, max_length);
   if (part.size() < room) part.resize(std::max(room, part.size() * 2));
-  return plain::base64_string(c, part.data(), content, part_size, max_length) &&
+  return plain::base64_string(c, part.data() + at, content, part_size, max_length) &&
          part_size <= max_part_bytes;
 }
 
@@ -254,7 +256,8 @@ inline bool plain_content(plain_json::Cursor& c, std::uint64_t max_part_bytes,
 // them, as plain_uint64 reads them). True with `chunk` filled in; false
 // (the cursor anywhere) when the record is not in this layout.
 inline bool predicted_chunk(std::string_view record, std::uint64_t max_part_bytes, Chunk& chunk,
-                            std::string& part, std::size_t& part_size, PlainHint* hint) {
+                            std::string& part, std::size_t& part_size, PlainHint* hint,
+                            std::size_t at) {
   namespace plain = plain_json;
   plain::Cursor c(record);
   if (!plain::literal(c, R"({"putEndpoint":")")) return false;
@@ -270,7 +273,7 @@ inline bool predicted_chunk(std::string_view record, std::uint64_t max_part_byte
   return plain::literal(c, R"(,"partition":)") && plain::plain_uint64(c, chunk.partition) &&
          plain::literal(c, R"(,"partitionCount":)") &&
          plain::plain_uint64(c, chunk.partition_count) && plain::literal(c, R"(,"content":)") &&
-         plain_content(c, max_part_bytes, chunk.content, part, part_size) &&
+         plain_content(c, max_part_bytes, chunk.content, part, part_size, at) &&
          plain::literal(c, "}") && plain::at_end(c);
 }
 
@@ -278,11 +281,11 @@ inline bool predicted_chunk(std::string_view record, std::uint64_t max_part_byte
 
 inline bool ChunkParser::parse_plain(std::string_view record, std::uint64_t max_part_bytes,
                                      Chunk& out, std::string& part, std::size_t& part_size,
-                                     PlainHint* hint) {
+                                     PlainHint* hint, std::size_t at) {
   namespace plain = detail::plain_json;
   Chunk chunk;
   if (hint != nullptr) hint->same_endpoint = false;
-  if (detail::predicted_chunk(record, max_part_bytes, chunk, part, part_size, hint)) {
+  if (detail::predicted_chunk(record, max_part_bytes, chunk, part, part_size, hint, at)) {
     if (chunk.partition >= chunk.partition_count) return false;  // parse() names it
     out = chunk;
     return true;
@@ -306,7 +309,7 @@ inline bool ChunkParser::parse_plain(std::string_view record, std::uint64_t max_
       ok = plain::plain_uint64(c, chunk.partition_count);
     } else if (plain::key_is(key, "content")) {
       which = detail::field_content;
-      ok = detail::plain_content(c, max_part_bytes, chunk.content, part, part_size);
+      ok = detail::plain_content(c, max_part_bytes, chunk.content, part, part_size, at);
     }
     if (!ok || (seen & which) != 0) return false;  // unknown or repeated fields: parse()
     seen |= which;

@@ -69,6 +69,43 @@ struct RecordOutcome {
   }
 };
 
+/// Chunk records parsed, checked and decoded ahead of being added
+/// (Reassembler::stage(), then add_staged()). Reuse one for many batches: it
+/// keeps its room.
+struct StagedChunks {
+  struct Entry {
+    ErrorCode error;  // ok, or why add() would reject the record
+    std::uint64_t partition;
+    std::uint64_t partition_count;
+    std::size_t endpoint_offset, endpoint_size;  // in bytes (empty when rejected)
+    std::size_t content_offset, content_size;    // the decoded part, in bytes
+  };
+  std::vector<Entry> entries;
+  std::string bytes;     // the decoded parts and the endpoints, back to back
+  std::size_t used = 0;  // of bytes
+  // The endpoint appended last, and which check of which Reassembler it matched.
+  std::size_t endpoint_offset = 0, endpoint_size = 0;
+  const void* endpoint_owner = nullptr;
+  std::uint64_t endpoint_generation = 0;
+
+  void clear() noexcept {
+    entries.clear();
+    used = 0;
+    endpoint_owner = nullptr;
+  }
+  [[nodiscard]] std::string_view view(std::size_t offset, std::size_t size) const noexcept {
+    return std::string_view(bytes.data() + offset, size);
+  }
+  void append_endpoint(std::string_view endpoint) {
+    if (bytes.size() < used + endpoint.size())
+      bytes.resize(std::max(used + endpoint.size(), bytes.size() * 2));
+    std::copy(endpoint.begin(), endpoint.end(), bytes.begin() + static_cast<std::ptrdiff_t>(used));
+    endpoint_offset = used;
+    endpoint_size = endpoint.size();
+    used += endpoint.size();
+  }
+};
+
 struct ReassemblerOptions {
   Limits limits{};
   /// Checked on every record before anything is stored (the uploader checks
@@ -102,7 +139,6 @@ class Reassembler {
   /// final, except for a record that completed a file: flush() decides it.
   std::size_t add(std::string_view record) {
     const std::size_t index = start_record();
-    RecordOutcome& outcome = outcomes_[index];
     Chunk chunk;
     ErrorCode error = ErrorCode::ok;
     // The fast path takes a plain record (its content decoded on the way):
@@ -119,25 +155,62 @@ class Reassembler {
       if (error == ErrorCode::ok) error = check_chunk(chunk);
       if (error == ErrorCode::ok) error = decode_content(chunk.content);
     }
-    if (error != ErrorCode::ok) {
-      reject(outcome, error);
-      return index;
+    store_chunk(index, error, chunk, std::string_view(part_.data(), part_size_));
+    return index;
+  }
+
+  /// Parses, checks and decodes `record` as add() would, but stores nothing:
+  /// true when it is a plain chunk (ChunkParser::parse_plain), then appended
+  /// to `staged` with the verdict add() would reach (the limits, then the
+  /// endpoint policy). add_staged() later gives it exactly the outcome
+  /// add(record) would. False when the record is anything else: nothing is
+  /// appended, and add() is the one to ask (it names the problem). For
+  /// adapters that must read a whole event before adding any record of it:
+  /// they can parse each record while its bytes are still in the cache.
+  bool stage(std::string_view record, StagedChunks& staged) {
+    if (!options_.fast_path) return false;
+    PlainHint hint{checked_plain_ ? std::string_view(checked_endpoint_) : std::string_view()};
+    Chunk chunk;
+    std::size_t content_size = 0;
+    const std::size_t at = staged.used;
+    if (!ChunkParser::parse_plain(record, options_.limits.max_part_bytes, chunk, staged.bytes,
+                                  content_size, &hint, at))
+      return false;
+    StagedChunks::Entry entry{check_limits(chunk, options_.limits),
+                              chunk.partition,
+                              chunk.partition_count,
+                              0,
+                              0,
+                              at,
+                              content_size};
+    staged.used += content_size;
+    if (entry.error == ErrorCode::ok) {
+      const bool same = hint.same_endpoint;
+      entry.error = same ? checked_verdict_ : check_endpoint(chunk.put_endpoint);
+      // The record's bytes go away (the adapter reuses them): its endpoint is
+      // kept, once for a run of records of the same file.
+      if (!same || staged.endpoint_owner != this ||
+          staged.endpoint_generation != checked_generation_) {
+        staged.append_endpoint(chunk.put_endpoint);
+        staged.endpoint_owner = this;
+        staged.endpoint_generation = checked_generation_;
+      }
+      entry.endpoint_offset = staged.endpoint_offset;
+      entry.endpoint_size = staged.endpoint_size;
     }
-    const PutOutcome put =
-        store_.put_part(PartInfo{chunk.put_endpoint, chunk.partition, chunk.partition_count,
-                                 options_.limits.max_file_bytes},
-                        std::string_view(part_.data(), part_size_));
-    if (put.error != ErrorCode::ok) {
-      // A full or unreachable store is transient: the record is retried, never dropped.
-      if (put.error == ErrorCode::store_full || put.error == ErrorCode::store_unavailable)
-        fail(outcome, put.error, {});
-      else
-        reject(outcome, put.error);
-      return index;
-    }
-    bytes_decoded_ += part_size_;
-    outcome.outcome = put.status == PutStatus::stored ? Outcome::accepted : Outcome::duplicate;
-    if (put.complete) claim(index, chunk.put_endpoint);
+    staged.entries.push_back(entry);
+    return true;
+  }
+
+  /// add() for staged.entries[k] (see stage()); returns its index in the batch.
+  std::size_t add_staged(const StagedChunks& staged, std::size_t k) {
+    const std::size_t index = start_record();
+    const StagedChunks::Entry& entry = staged.entries[k];
+    Chunk chunk;
+    chunk.put_endpoint = staged.view(entry.endpoint_offset, entry.endpoint_size);
+    chunk.partition = entry.partition;
+    chunk.partition_count = entry.partition_count;
+    store_chunk(index, entry.error, chunk, staged.view(entry.content_offset, entry.content_size));
     return index;
   }
 
@@ -262,6 +335,7 @@ class Reassembler {
     if (!checked_endpoint_valid_ || endpoint != checked_endpoint_) {
       checked_verdict_ = options_.policy.check(endpoint);
       checked_endpoint_.assign(endpoint);
+      ++checked_generation_;
       checked_endpoint_valid_ = true;
       checked_plain_ = std::none_of(endpoint.begin(), endpoint.end(), [](char c) {
         const auto byte = static_cast<unsigned char>(c);
@@ -281,6 +355,31 @@ class Reassembler {
     }
     part_size_ = result.written;
     return ErrorCode::ok;
+  }
+
+  // The end of add() and add_staged(): a record parsed (`error` says how that
+  // went) and its part decoded.
+  void store_chunk(std::size_t index, ErrorCode error, const Chunk& chunk, std::string_view part) {
+    RecordOutcome& outcome = outcomes_[index];
+    if (error != ErrorCode::ok) {
+      reject(outcome, error);
+      return;
+    }
+    const PutOutcome put =
+        store_.put_part(PartInfo{chunk.put_endpoint, chunk.partition, chunk.partition_count,
+                                 options_.limits.max_file_bytes},
+                        part);
+    if (put.error != ErrorCode::ok) {
+      // A full or unreachable store is transient: the record is retried, never dropped.
+      if (put.error == ErrorCode::store_full || put.error == ErrorCode::store_unavailable)
+        fail(outcome, put.error, {});
+      else
+        reject(outcome, put.error);
+      return;
+    }
+    bytes_decoded_ += part.size();
+    outcome.outcome = put.status == PutStatus::stored ? Outcome::accepted : Outcome::duplicate;
+    if (put.complete) claim(index, chunk.put_endpoint);
   }
 
   void reject(RecordOutcome& outcome, ErrorCode error) {
@@ -415,8 +514,9 @@ class Reassembler {
   std::string checked_endpoint_;  // the last endpoint checked, and the verdict
   ErrorCode checked_verdict_ = ErrorCode::ok;
   bool checked_endpoint_valid_ = false;
-  bool checked_plain_ = false;  // checked_endpoint_ is a plain string body (PlainHint)
-  std::string part_;            // decoded content of the current record (reused)
+  std::uint64_t checked_generation_ = 0;  // bumped when checked_endpoint_ changes (stage())
+  bool checked_plain_ = false;            // checked_endpoint_ is a plain string body (PlainHint)
+  std::string part_;                      // decoded content of the current record (reused)
   std::size_t part_size_ = 0;
   std::size_t decode_position_ = 0;
   std::vector<RecordOutcome> outcomes_;  // the first outcome_count_ are this batch's

@@ -483,6 +483,41 @@ void same_answers(const std::vector<std::string>& documents) {
 
 }  // namespace
 
+TEST_CASE("fast path: a stage takes records as they are read, and their room is reused") {
+  std::vector<source::EnvelopeRecord> records;
+  source::DecodedRecords decoded;
+  const std::vector<std::string> chunks = three_chunks();
+  for (const std::string& event : {kinesis_event(chunks), firehose_event(chunks)}) {
+    CAPTURE(event);
+    std::vector<std::string> offered;
+    // Takes records 0, 1 and 3; keeps record 2.
+    const auto stage = [&](std::string_view bytes) {
+      offered.emplace_back(bytes);
+      return offered.size() != 3;
+    };
+    REQUIRE(source::read_plain_event(event, records, decoded, stage) !=
+            source::PlainEvent::not_plain);
+    CHECK(offered == chunks);
+    REQUIRE(decoded.spans.size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CAPTURE(i);
+      CHECK(decoded.spans[i].staged == (i != 2));
+      CHECK(decoded.spans[i].ok);
+      // Each record decoded where the last one taken was: 0, 0, 0, after record 2.
+      CHECK(decoded.spans[i].offset == (i == 3 ? chunks[2].size() : 0));
+    }
+    CHECK(decoded.of(0).empty());
+    CHECK(decoded.of(2) == chunks[2]);
+    CHECK(records[2].data == b64(chunks[2]));
+  }
+  // A broken event: whatever was offered, the answer is not_plain.
+  std::size_t offered = 0;
+  CHECK(source::read_plain_event(kinesis_event(chunks) + "x", records, decoded,
+                                 [&](std::string_view) { return ++offered > 0; }) ==
+        source::PlainEvent::not_plain);
+  CHECK(offered == 4);
+}
+
 TEST_CASE("fast path: the predicted Kinesis record layout, taken and missed") {
   const std::vector<std::string> chunks = {chunk_record(0, 3, "AAAA"), chunk_record(1, 3, "BBBB"),
                                            chunk_record(1, 3, "BBBB"), chunk_record(2, 3, "CC")};

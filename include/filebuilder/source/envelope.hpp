@@ -35,6 +35,7 @@ struct DecodedRecords {
     std::size_t size = 0;
     bool ok = true;                  // false: the data is not base64
     std::size_t error_position = 0;  // then where it breaks
+    bool staged = false;             // read_plain_event() handed the bytes on (size 0)
   };
   std::string bytes;
   std::vector<Span> spans;  // one per record
@@ -236,15 +237,27 @@ enum class PlainEvent : std::uint8_t {
   other,      // a plain object with neither array (a bare chunk, say)
 };
 
+/// read_plain_event() without a stage: every record's bytes are kept.
+struct KeepAllRecords {
+  constexpr bool operator()(std::string_view) const noexcept { return false; }
+};
+
 /// The fast path of event reading (detail/plain_json.hpp): one pass over a
 /// plain event, every record well formed, its data decoded into `decoded` on
 /// the way, without simdjson. Then `out` and `decoded` are what
 /// read_kinesis_event() or read_firehose_event() and decode_records() give.
 /// Anything unexpected (an escape, a record lacking its id, data that is not
 /// base64, two record arrays, ...) is not_plain: ask those instead.
-[[nodiscard]] inline PlainEvent read_plain_event(std::string_view event,
-                                                 std::vector<EnvelopeRecord>& out,
-                                                 DecodedRecords& decoded) {
+///
+/// stage(bytes) is offered each record's decoded data as soon as it is read,
+/// while it is still in the cache; when it returns true it has taken what it
+/// needs: that span is marked staged, holds no bytes, and the next record's
+/// data is decoded over them (so an event of small records is decoded within
+/// a few KB). Whatever it took belongs to a plain event only when the call
+/// returns kinesis or firehose.
+template <typename Stage = KeepAllRecords>
+[[nodiscard]] PlainEvent read_plain_event(std::string_view event, std::vector<EnvelopeRecord>& out,
+                                          DecodedRecords& decoded, Stage&& stage = {}) {
   namespace plain = filebuilder::detail::plain_json;
   out.clear();
   decoded.spans.clear();
@@ -258,11 +271,7 @@ enum class PlainEvent : std::uint8_t {
     kind = kinesis ? PlainEvent::kinesis : PlainEvent::firehose;
     if (!plain::consume(value, '[')) return false;
     detail::KinesisLayout layout;
-    return plain::array_elements(value, [&](plain::Cursor& item) {
-      EnvelopeRecord& record = out.emplace_back();
-      const std::size_t offset =
-          decoded.spans.empty() ? 0 : decoded.spans.back().offset + decoded.spans.back().size;
-      decoded.spans.push_back({offset, 0, true, 0});
+    const auto read_record = [&](plain::Cursor& item, EnvelopeRecord& record) {
       if (!kinesis) return detail::plain_firehose_record(item, record, decoded);
       const char* start = item.p;
       if (detail::predicted_kinesis_record(item, record, decoded, layout)) return true;
@@ -270,6 +279,19 @@ enum class PlainEvent : std::uint8_t {
       record = EnvelopeRecord{};
       decoded.spans.back().size = 0;
       return detail::plain_kinesis_record(item, record, decoded);
+    };
+    return plain::array_elements(value, [&](plain::Cursor& item) {
+      EnvelopeRecord& record = out.emplace_back();
+      const std::size_t offset =
+          decoded.spans.empty() ? 0 : decoded.spans.back().offset + decoded.spans.back().size;
+      decoded.spans.push_back({offset, 0, true, 0, false});
+      if (!read_record(item, record)) return false;
+      DecodedRecords::Span& span = decoded.spans.back();
+      if (stage(decoded.of(decoded.spans.size() - 1))) {
+        span.staged = true;
+        span.size = 0;
+      }
+      return true;
     });
   });
   if (!ok || !plain::at_end(c)) return PlainEvent::not_plain;

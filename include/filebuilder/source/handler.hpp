@@ -112,9 +112,18 @@ class EventHandler {
     // The fast path reads a plain event in one pass and is kept only when
     // every record's data decodes (which proves the data plain too); then it
     // has found exactly what simdjson would. Otherwise simdjson decides.
+    // Each record of it that is a plain chunk is parsed and decoded as soon as
+    // its data is (Reassembler::stage()), and added once the event is known
+    // to be plain (the contract adds no record of a broken event).
     std::optional<DocumentKind> plain;
+    staged_.clear();
+    next_staged_ = 0;
     if (format != InputFormat::ndjson && reassembler_.options().fast_path) {
-      plain = plain_kind(read_plain_event(text, records_, decoded_), format);
+      plain = plain_kind(read_plain_event(text, records_, decoded_,
+                                          [this](std::string_view bytes) {
+                                            return reassembler_.stage(bytes, staged_);
+                                          }),
+                         format);
     }
     const DocumentKind kind = plain                             ? *plain
                               : format == InputFormat::lambda   ? DocumentKind::lambda
@@ -300,6 +309,11 @@ class EventHandler {
                                 "the record's data is not valid base64 (at offset " +
                                     std::to_string(decoded_.spans[index].error_position) + ")");
       add_user(index, 0, false, false);
+      return;
+    }
+    if (decoded_.spans[index].staged) {  // a chunk record: no KPL aggregate
+      reassembler_.add_staged(staged_, next_staged_++);
+      add_user(index, 0, false, true);
       return;
     }
     add_record_bytes(index, decoded_.of(index));
@@ -494,7 +508,9 @@ class EventHandler {
   std::vector<EnvelopeRecord> user_records_;  // records_[users_[k].record], for replies
   std::vector<RecordOutcome> merged_;         // Firehose: one outcome per record
   kpl::Deaggregator deaggregator_;
-  DecodedRecords decoded_;  // the data of every record of the event (reused)
+  DecodedRecords decoded_;       // the data of every record of the event (reused)
+  StagedChunks staged_;          // the plain chunk records of the event (reused)
+  std::size_t next_staged_ = 0;  // staged_ entries are added in record order
   std::vector<LineId> chunk_ids_;
   std::vector<std::string> chunk_lines_;  // raw bare chunks, kept only for dead letters
   ChunkSummary summary_;
