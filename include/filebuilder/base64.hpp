@@ -105,8 +105,15 @@ struct PrefixResult {
 /// else is bad_base64, without a position: decode() the real string to learn
 /// where it breaks. `out` needs room for max_decoded_size(text.size()) bytes
 /// and must not overlap `text`, as for decode().
-[[nodiscard]] inline PrefixResult decode_until(std::string_view text, char terminator,
-                                               char* out) noexcept;
+///
+/// expected_length, when not 0, is a guess at the encoding's length (say, the
+/// length of the one before, in a stream of same-sized strings). The answer
+/// is the same whatever the guess; a right one saves the search for the
+/// terminator: the bulk kernel, which tests its characters in groups, would
+/// otherwise decode up to a group past it and then find the quartet where
+/// it stopped (for strings of a few KB, some 5% of the work).
+[[nodiscard]] inline PrefixResult decode_until(std::string_view text, char terminator, char* out,
+                                               std::size_t expected_length = 0) noexcept;
 
 /// A decoding kernel (see the header comment).
 enum class Kernel : unsigned char { scalar, avx2, avx512 };
@@ -270,7 +277,16 @@ inline DecodeResult decode(std::string_view input, char* out) noexcept {
       detail::dispatch::active.load(std::memory_order_acquire)->decode_quartets, input, out);
 }
 
-inline PrefixResult decode_until(std::string_view text, char terminator, char* out) noexcept {
+inline PrefixResult decode_until(std::string_view text, char terminator, char* out,
+                                 std::size_t expected_length) noexcept {
+  // The terminator is neither in the alphabet nor '=': when the guess is
+  // followed by it and decodes, no terminator comes earlier, so this is the
+  // first one and the answer below would be the same.
+  if (expected_length != 0 && expected_length < text.size() &&
+      text[expected_length] == terminator) {
+    const DecodeResult exact = decode(text.substr(0, expected_length), out);
+    if (exact.error == ErrorCode::ok) return {ErrorCode::ok, expected_length, exact.written};
+  }
   const PrefixResult bad{ErrorCode::bad_base64, 0, 0};
   // The bulk loop stops before the first quartet holding a character outside
   // the alphabet: the terminator, padding, or something wrong.

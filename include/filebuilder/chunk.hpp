@@ -63,6 +63,9 @@ struct PlainHint {
   std::string_view endpoint;
   /// Set by parse_plain(): the record's endpoint is `endpoint`.
   bool same_endpoint = false;
+  /// A guess at the length of the content's base64 (the last one's), or 0
+  /// (base64::decode_until: a right guess saves searching for its end).
+  std::size_t content_length = 0;
 };
 
 /// Parses chunk records. Reuse one parser for many records (it keeps its buffers);
@@ -240,13 +243,14 @@ namespace detail {
 // The content of a plain chunk at the cursor, decoded into `part` at `at`.
 inline bool plain_content(plain_json::Cursor& c, std::uint64_t max_part_bytes,
                           std::string_view& content, std::string& part, std::size_t& part_size,
-                          std::size_t at) {
+                          std::size_t at, const PlainHint* hint) {
   namespace plain = plain_json;
   const std::size_t max_length =
       max_part_bytes >= SIZE_MAX / 2 ? SIZE_MAX : base64::encoded_size(max_part_bytes);
   const std::size_t room = at + plain::base64_room(c, max_length);
   if (part.size() < room) part.resize(std::max(room, part.size() * 2));
-  return plain::base64_string(c, part.data() + at, content, part_size, max_length) &&
+  return plain::base64_string(c, part.data() + at, content, part_size, max_length,
+                              hint != nullptr ? hint->content_length : 0) &&
          part_size <= max_part_bytes;
 }
 
@@ -273,7 +277,7 @@ inline bool predicted_chunk(std::string_view record, std::uint64_t max_part_byte
   return plain::literal(c, R"(,"partition":)") && plain::plain_uint64(c, chunk.partition) &&
          plain::literal(c, R"(,"partitionCount":)") &&
          plain::plain_uint64(c, chunk.partition_count) && plain::literal(c, R"(,"content":)") &&
-         plain_content(c, max_part_bytes, chunk.content, part, part_size, at) &&
+         plain_content(c, max_part_bytes, chunk.content, part, part_size, at, hint) &&
          plain::literal(c, "}") && plain::at_end(c);
 }
 
@@ -309,7 +313,7 @@ inline bool ChunkParser::parse_plain(std::string_view record, std::uint64_t max_
       ok = plain::plain_uint64(c, chunk.partition_count);
     } else if (plain::key_is(key, "content")) {
       which = detail::field_content;
-      ok = detail::plain_content(c, max_part_bytes, chunk.content, part, part_size, at);
+      ok = detail::plain_content(c, max_part_bytes, chunk.content, part, part_size, at, hint);
     }
     if (!ok || (seen & which) != 0) return false;  // unknown or repeated fields: parse()
     seen |= which;

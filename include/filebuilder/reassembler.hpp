@@ -144,9 +144,10 @@ class Reassembler {
     // The fast path takes a plain record (its content decoded on the way):
     // then every check below gives what the strict path would. Anything else
     // goes the strict way, which names the problem.
-    PlainHint hint{checked_plain_ ? std::string_view(checked_endpoint_) : std::string_view()};
+    PlainHint hint = plain_hint();
     if (options_.fast_path && ChunkParser::parse_plain(record, options_.limits.max_part_bytes,
                                                        chunk, part_, part_size_, &hint)) {
+      last_content_length_ = chunk.content.size();
       error = check_limits(chunk, options_.limits);
       if (error == ErrorCode::ok)
         error = hint.same_endpoint ? checked_verdict_ : check_endpoint(chunk.put_endpoint);
@@ -169,13 +170,14 @@ class Reassembler {
   /// they can parse each record while its bytes are still in the cache.
   bool stage(std::string_view record, StagedChunks& staged) {
     if (!options_.fast_path) return false;
-    PlainHint hint{checked_plain_ ? std::string_view(checked_endpoint_) : std::string_view()};
+    PlainHint hint = plain_hint();
     Chunk chunk;
     std::size_t content_size = 0;
     const std::size_t at = staged.used;
     if (!ChunkParser::parse_plain(record, options_.limits.max_part_bytes, chunk, staged.bytes,
                                   content_size, &hint, at))
       return false;
+    last_content_length_ = chunk.content.size();
     StagedChunks::Entry entry{check_limits(chunk, options_.limits),
                               chunk.partition,
                               chunk.partition_count,
@@ -320,6 +322,13 @@ class Reassembler {
     if (now - last_expire_ < options_.expire_interval) return;
     last_expire_ = now;
     expired_ += store_.expire(now);
+  }
+
+  // What parse_plain() may know from the records before.
+  [[nodiscard]] PlainHint plain_hint() const noexcept {
+    PlainHint hint{checked_plain_ ? std::string_view(checked_endpoint_) : std::string_view()};
+    hint.content_length = last_content_length_;
+    return hint;
   }
 
   // The limits and the endpoint policy, in the order they are reported.
@@ -516,6 +525,7 @@ class Reassembler {
   bool checked_endpoint_valid_ = false;
   std::uint64_t checked_generation_ = 0;  // bumped when checked_endpoint_ changes (stage())
   bool checked_plain_ = false;            // checked_endpoint_ is a plain string body (PlainHint)
+  std::size_t last_content_length_ = 0;   // of the last plain record (PlainHint)
   std::string part_;                      // decoded content of the current record (reused)
   std::size_t part_size_ = 0;
   std::size_t decode_position_ = 0;

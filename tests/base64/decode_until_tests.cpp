@@ -4,6 +4,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 #include "filebuilder/base64.hpp"
 
@@ -77,6 +78,57 @@ TEST_CASE("decode_until: every kernel agrees with decode() on the string it ends
         CHECK(got.length == want.length);
         REQUIRE(got.written == want.written);
         CHECK(std::string_view(out.data(), got.written) == want_bytes);
+      }
+    }
+  }
+}
+
+TEST_CASE("decode_until: a guess at the length never changes the answer") {
+  KernelGuard guard;
+  char out[64];
+  // The guess is followed by a terminator, but an earlier one ends the string.
+  base64::PrefixResult r = base64::decode_until("QUJD\"QUJD\"", '"', out, 9);
+  CHECK(r.error == ErrorCode::ok);
+  CHECK(r.length == 4);
+  CHECK(std::string_view(out, r.written) == "ABC");
+  // Right, short, long, past the end.
+  for (const std::size_t guess : {8, 4, 9, 12, 100}) {
+    CAPTURE(guess);
+    r = base64::decode_until("aGVsbG8=\",\"x\"", '"', out, guess);
+    CHECK(r.error == ErrorCode::ok);
+    CHECK(r.length == 8);
+    CHECK(std::string_view(out, r.written) == "hello");
+  }
+  CHECK(base64::decode_until("aGVsbG9=\"", '"', out, 8).error == ErrorCode::bad_base64);
+
+  std::mt19937_64 random(7);
+  for (const base64::Kernel kernel : base64::available_kernels()) {
+    REQUIRE(base64::set_kernel(kernel));
+    INFO("kernel " << base64::kernel_name(kernel));
+    for (std::size_t n = 0; n < 400; ++n) {
+      std::string bytes(n, '\0');
+      for (char& c : bytes) c = static_cast<char>(random());
+      std::string text = base64::encode(bytes) + "\"" + base64::encode(bytes.substr(n / 2)) + "\"";
+      if (random() % 3 == 0) text[random() % text.size()] = "A=\"\\"[random() % 4];
+      std::string want_bytes;
+      const base64::PrefixResult want = expected(text, '"', want_bytes);
+      std::vector<std::size_t> guesses = {0, 1, text.size() - 1, text.size(), text.size() + 3};
+      for (std::size_t at = 0; at < text.size(); ++at)
+        if (text[at] == '"') {
+          guesses.push_back(at);  // every terminator, the first one or a later one
+          guesses.push_back(at + 1);
+          if (at >= 4) guesses.push_back(at - 4);
+        }
+      guesses.push_back(random() % (text.size() + 1));
+      for (const std::size_t guess : guesses) {
+        CAPTURE(guess);
+        std::string got_bytes(base64::max_decoded_size(text.size()) + 1, '\0');
+        const base64::PrefixResult got = base64::decode_until(text, '"', got_bytes.data(), guess);
+        REQUIRE(got.error == want.error);
+        if (want.error != ErrorCode::ok) continue;
+        CHECK(got.length == want.length);
+        REQUIRE(got.written == want.written);
+        CHECK(std::string_view(got_bytes.data(), got.written) == want_bytes);
       }
     }
   }

@@ -223,13 +223,16 @@ template <std::size_t N>
 /// body, the bytes written, the cursor past it. Not plain when the string is
 /// not a valid encoding or is longer than max_length. (The alphabet has no
 /// quote, backslash or control byte: a string that decodes is plain.)
+/// expected_length: a guess at the body's length, 0 for none
+/// (base64::decode_until).
 [[nodiscard]] inline bool base64_string(Cursor& c, char* out, std::string_view& body,
-                                        std::size_t& written,
-                                        std::size_t max_length = SIZE_MAX) noexcept {
+                                        std::size_t& written, std::size_t max_length = SIZE_MAX,
+                                        std::size_t expected_length = 0) noexcept {
   if (!consume(c, '"')) return false;
   const std::size_t window = std::min(static_cast<std::size_t>(c.end - c.p),
                                       max_length == SIZE_MAX ? SIZE_MAX : max_length + 1);
-  const base64::PrefixResult result = base64::decode_until(std::string_view(c.p, window), '"', out);
+  const base64::PrefixResult result =
+      base64::decode_until(std::string_view(c.p, window), '"', out, expected_length);
   if (result.error != ErrorCode::ok) return false;
   body = std::string_view(c.p, result.length);
   written = result.written;

@@ -39,6 +39,9 @@ struct DecodedRecords {
   };
   std::string bytes;
   std::vector<Span> spans;  // one per record
+  /// The length of the last base64 data read_plain_event() decoded: its guess
+  /// for the next (records of one stream tend to be the same size).
+  std::size_t last_data_length = 0;
 
   [[nodiscard]] std::string_view of(std::size_t record) const noexcept {
     return std::string_view(bytes.data() + spans[record].offset, spans[record].size);
@@ -120,8 +123,11 @@ inline bool plain_data(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords&
   const std::size_t offset = out.spans.back().offset;
   out.reserve(offset + plain::base64_room(c));
   std::size_t written = 0;
-  if (!plain::base64_string(c, out.bytes.data() + offset, record.data, written)) return false;
+  if (!plain::base64_string(c, out.bytes.data() + offset, record.data, written, SIZE_MAX,
+                            out.last_data_length))
+    return false;
   out.spans.back().size = written;
+  out.last_data_length = record.data.size();
   return true;
 }
 
