@@ -284,7 +284,7 @@ inline PrefixResult decode_until(std::string_view text, char terminator, char* o
   // first one and the answer below would be the same.
   if (expected_length != 0 && expected_length < text.size() &&
       text[expected_length] == terminator) {
-    const DecodeResult exact = decode(text.substr(0, expected_length), out);
+    const DecodeResult exact = decode(std::string_view(text.data(), expected_length), out);
     if (exact.error == ErrorCode::ok) return {ErrorCode::ok, expected_length, exact.written};
   }
   const PrefixResult bad{ErrorCode::bad_base64, 0, 0};

@@ -241,9 +241,11 @@ inline ErrorCode ChunkParser::parse_padded(simdjson::padded_string_view record, 
 namespace detail {
 
 // The content of a plain chunk at the cursor, decoded into `part` at `at`.
-inline bool plain_content(plain_json::Cursor& c, std::uint64_t max_part_bytes,
-                          std::string_view& content, std::string& part, std::size_t& part_size,
-                          std::size_t at, const PlainHint* hint) {
+[[gnu::always_inline]] inline bool plain_content(plain_json::Cursor& c,
+                                                 std::uint64_t max_part_bytes,
+                                                 std::string_view& content, std::string& part,
+                                                 std::size_t& part_size, std::size_t at,
+                                                 const PlainHint* hint) {
   namespace plain = plain_json;
   const std::size_t max_length =
       max_part_bytes >= SIZE_MAX / 2 ? SIZE_MAX : base64::encoded_size(max_part_bytes);
@@ -259,9 +261,10 @@ inline bool plain_content(plain_json::Cursor& c, std::uint64_t max_part_bytes,
 // No spaces around the punctuation (the numbers may have spaces before
 // them, as plain_uint64 reads them). True with `chunk` filled in; false
 // (the cursor anywhere) when the record is not in this layout.
-inline bool predicted_chunk(std::string_view record, std::uint64_t max_part_bytes, Chunk& chunk,
-                            std::string& part, std::size_t& part_size, PlainHint* hint,
-                            std::size_t at) {
+[[gnu::always_inline]] inline bool predicted_chunk(std::string_view record,
+                                                   std::uint64_t max_part_bytes, Chunk& chunk,
+                                                   std::string& part, std::size_t& part_size,
+                                                   PlainHint* hint, std::size_t at) {
   namespace plain = plain_json;
   plain::Cursor c(record);
   if (!plain::literal(c, R"({"putEndpoint":")")) return false;

@@ -208,15 +208,13 @@ template <typename Read>
 // the end of `out`; false (the cursor anywhere) for any other.
 inline bool predicted_kinesis_record(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords& out,
                                      KinesisLayout& layout) {
-  KinesisLayout next = layout;
+  // A segment read here stays a valid prediction even if the record then
+  // fails: it was read from the same state as the next record's will be.
   std::string_view event_id;
-  if (!predicted_segment(c, next.head, predicted_head) || !plain::string_body(c, record.id) ||
-      !plain::literal(c, R"(,"data":)") || !plain_data(c, record, out) ||
-      !predicted_segment(c, next.middle, predicted_middle) || !plain::string_body(c, event_id) ||
-      !predicted_segment(c, next.tail, predicted_tail))
-    return false;
-  layout = next;
-  return true;
+  return predicted_segment(c, layout.head, predicted_head) && plain::string_body(c, record.id) &&
+         plain::literal(c, R"(,"data":)") && plain_data(c, record, out) &&
+         predicted_segment(c, layout.middle, predicted_middle) && plain::string_body(c, event_id) &&
+         predicted_segment(c, layout.tail, predicted_tail);
 }
 
 // {"recordId": plain, "data": base64, ...}: each once.
