@@ -30,6 +30,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -297,12 +298,26 @@ void chunks(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(floor)->Name("pipeline/floor")->Arg(0)->Arg(1);
-BENCHMARK(floor_two_pass)->Name("pipeline/floor_two_pass")->Arg(0)->Arg(1);
-BENCHMARK(floor_staged)->Name("pipeline/floor_staged")->Arg(0)->Arg(1);
-BENCHMARK(filebuilder_pipeline)->Name("pipeline/filebuilder")->Arg(0)->Arg(1);
-BENCHMARK(strict)->Name("pipeline/strict")->Arg(0)->Arg(1);
-BENCHMARK(baseline)->Name("pipeline/baseline")->Arg(0)->Arg(1);
-BENCHMARK(envelope)->Name("pipeline/envelope")->Arg(0)->Arg(1);
-BENCHMARK(chunks)->Name("pipeline/chunks")->Arg(0)->Arg(1);
-BENCHMARK_MAIN();
+// FILEBUILDER_BENCH_ITERATIONS=K runs every benchmark exactly K times, no
+// trial runs: benchmarks/instruction-table counts instructions under
+// cachegrind at two values of K, and their difference is per event.
+int main(int argc, char** argv) {
+  const char* iterations = std::getenv("FILEBUILDER_BENCH_ITERATIONS");
+  const auto add = [&](const char* name, void (*run)(benchmark::State&)) {
+    benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(name, run)->Arg(0)->Arg(1);
+    if (iterations != nullptr) b->Iterations(std::strtoll(iterations, nullptr, 10));
+  };
+  add("pipeline/floor", floor);
+  add("pipeline/floor_two_pass", floor_two_pass);
+  add("pipeline/floor_staged", floor_staged);
+  add("pipeline/filebuilder", filebuilder_pipeline);
+  add("pipeline/strict", strict);
+  add("pipeline/baseline", baseline);
+  add("pipeline/envelope", envelope);
+  add("pipeline/chunks", chunks);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
