@@ -23,6 +23,16 @@ base64::PrefixResult expected(std::string_view text, char terminator, std::strin
   return {ErrorCode::ok, end, result.written};
 }
 
+// decode_until's answer `got` (its bytes at `out`) is `want` (bytes `want_bytes`).
+void same_answer(const base64::PrefixResult& got, const char* out, const base64::PrefixResult& want,
+                 const std::string& want_bytes) {
+  REQUIRE(got.error == want.error);
+  if (want.error != ErrorCode::ok) return;
+  CHECK(got.length == want.length);
+  REQUIRE(got.written == want.written);
+  CHECK(std::string_view(out, got.written) == want_bytes);
+}
+
 struct KernelGuard {
   base64::Kernel saved = base64::active_kernel();
   ~KernelGuard() { (void)base64::set_kernel(saved); }
@@ -73,11 +83,7 @@ TEST_CASE("decode_until: every kernel agrees with decode() on the string it ends
         const base64::PrefixResult want = expected(text, '"', want_bytes);
         std::string out(base64::max_decoded_size(text.size()) + 1, '\0');
         const base64::PrefixResult got = base64::decode_until(text, '"', out.data());
-        REQUIRE(got.error == want.error);
-        if (want.error != ErrorCode::ok) continue;
-        CHECK(got.length == want.length);
-        REQUIRE(got.written == want.written);
-        CHECK(std::string_view(out.data(), got.written) == want_bytes);
+        same_answer(got, out.data(), want, want_bytes);
       }
     }
   }
@@ -124,11 +130,7 @@ TEST_CASE("decode_until: a guess at the length never changes the answer") {
         CAPTURE(guess);
         std::string got_bytes(base64::max_decoded_size(text.size()) + 1, '\0');
         const base64::PrefixResult got = base64::decode_until(text, '"', got_bytes.data(), guess);
-        REQUIRE(got.error == want.error);
-        if (want.error != ErrorCode::ok) continue;
-        CHECK(got.length == want.length);
-        REQUIRE(got.written == want.written);
-        CHECK(std::string_view(got_bytes.data(), got.written) == want_bytes);
+        same_answer(got, got_bytes.data(), want, want_bytes);
       }
     }
   }
