@@ -92,8 +92,8 @@ class ChunkParser {
   /// partition; a content of valid base64 that decodes to at most
   /// max_part_bytes), with `out` filled in as parse() fills it and the
   /// content decoded into `part` from offset `at` on (`part` grown as
-  /// needed, its first `at` bytes kept), `part_size` bytes. Else false, and
-  /// parse() is the one to ask (it names the error).
+  /// needed, its first `at` bytes kept), `part_size` bytes. Else false,
+  /// `out` unspecified, and parse() is the one to ask (it names the error).
   /// A hint, if given, is used for the producers' layout and tells whether
   /// the endpoint is the one seen before.
   [[nodiscard]] static bool parse_plain(std::string_view record, std::uint64_t max_part_bytes,
@@ -247,8 +247,11 @@ namespace detail {
                                                  std::size_t& part_size, std::size_t at,
                                                  const PlainHint* hint) {
   namespace plain = plain_json;
+  // Longer content cannot decode to max_part_bytes or fewer: the decode stops
+  // there. 1.5 n + 4 >= 4 ceil(n / 3), the exact length, and needs no
+  // division (g++ emits one here); the decoded size is checked exactly below.
   const std::size_t max_length =
-      max_part_bytes >= SIZE_MAX / 2 ? SIZE_MAX : base64::encoded_size(max_part_bytes);
+      max_part_bytes >= SIZE_MAX / 4 ? SIZE_MAX : max_part_bytes + max_part_bytes / 2 + 4;
   const std::size_t room = at + plain::base64_room(c, max_length);
   if (part.size() < room) part.resize(std::max(room, part.size() * 2));
   return plain::base64_string(c, part.data() + at, content, part_size, max_length,
@@ -290,13 +293,13 @@ inline bool ChunkParser::parse_plain(std::string_view record, std::uint64_t max_
                                      Chunk& out, std::string& part, std::size_t& part_size,
                                      PlainHint* hint, std::size_t at) {
   namespace plain = detail::plain_json;
-  Chunk chunk;
+  // `out` is filled in as the fields are read: a Chunk built aside and then
+  // copied is read back with wide loads that its narrow stores cannot
+  // forward to (a stall per record, measured).
+  Chunk& chunk = out;
   if (hint != nullptr) hint->same_endpoint = false;
-  if (detail::predicted_chunk(record, max_part_bytes, chunk, part, part_size, hint, at)) {
-    if (chunk.partition >= chunk.partition_count) return false;  // parse() names it
-    out = chunk;
-    return true;
-  }
+  if (detail::predicted_chunk(record, max_part_bytes, chunk, part, part_size, hint, at))
+    return chunk.partition < chunk.partition_count;  // else parse() names it
   if (hint != nullptr) hint->same_endpoint = false;
   chunk = Chunk{};
   plain::Cursor cursor(record);
@@ -326,9 +329,7 @@ inline bool ChunkParser::parse_plain(std::string_view record, std::uint64_t max_
   if (seen != (detail::field_endpoint | detail::field_partition | detail::field_count |
                detail::field_content))
     return false;
-  if (chunk.partition >= chunk.partition_count) return false;  // parse() names it
-  out = chunk;
-  return true;
+  return chunk.partition < chunk.partition_count;  // else parse() names it
 }
 
 // Full validation with the DOM parser: tells invalid_json and too_deep apart

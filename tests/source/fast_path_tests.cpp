@@ -705,3 +705,57 @@ TEST_CASE("fast path: the predicted chunk layout and the endpoint hint") {
   same_answers(documents);
   for (const std::string& record : records) same_answers({aws_event(aws_items(records)), record});
 }
+
+TEST_CASE("fast path: plain_uint64 reads integers as JSON writes them, 8 bytes at a time or not") {
+  namespace plain = detail::plain_json;
+  struct Case {
+    std::string_view text;
+    bool plain;
+    std::uint64_t value;  // when plain
+    std::size_t length;   // consumed, spaces included
+  };
+  const Case cases[] = {
+      {"0", true, 0, 1},
+      {"7", true, 7, 1},
+      {"42", true, 42, 2},
+      {"100", true, 100, 3},
+      {"9999999", true, 9999999, 7},  // the most digits 8 bytes hold with a byte after them
+      {"1000001", true, 1000001, 7},
+      {"12345678", true, 12345678, 8},  // byte by byte from here
+      {"999999999999", true, 999999999999, 12},
+      {"18446744073709551615", true, 18446744073709551615u, 20},
+      {"18446744073709551616", false, 0, 0},
+      {"  12", true, 12, 4},
+      {"\t\n\r 5", true, 5, 5},
+      {"00", false, 0, 0},
+      {"0123456", false, 0, 0},
+      {"01234567", false, 0, 0},
+      {"-1", false, 0, 0},
+      {"+1", false, 0, 0},
+      {"1.5", false, 0, 0},
+      {"1234567.0", false, 0, 0},
+      {"1e3", false, 0, 0},
+      {"123E3", false, 0, 0},
+      {"x", false, 0, 0},
+      {"", false, 0, 0},
+      {"\"1\"", false, 0, 0},
+  };
+  // Each case as it is (often fewer than 8 bytes), then followed by what
+  // comes after a number in a record: punctuation, or bytes that look like
+  // digits to a careless mask (0x80 + '0', '0' - 0x30 + 0x0A, ...).
+  for (const Case& test : cases) {
+    for (const std::string_view after :
+         {"", ",\"partitionCount\":2", "}", " ,", "\xb0\xb1\xb2\xb3\xb4\xb5\xb6\xb7", ":;<=>?@/"}) {
+      const std::string text = std::string(test.text) + std::string(after);
+      CAPTURE(text);
+      plain::Cursor cursor(text);
+      std::uint64_t value = 12345;
+      const bool plain_number = plain::plain_uint64(cursor, value);
+      CHECK(plain_number == test.plain);
+      if (plain_number && test.plain) {
+        CHECK(value == test.value);
+        CHECK(static_cast<std::size_t>(cursor.p - text.data()) == test.length);
+      }
+    }
+  }
+}

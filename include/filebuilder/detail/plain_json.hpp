@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 #include "filebuilder/base64.hpp"
 #include "filebuilder/error.hpp"
@@ -189,13 +190,35 @@ FILEBUILDER_PLAIN_INLINE void skip_spaces(Cursor& c) noexcept {
   return string_body(c, ignored);
 }
 
+FILEBUILDER_PLAIN_INLINE std::uint64_t load64(const char* p) noexcept {
+  std::uint64_t word;
+  std::memcpy(&word, p, sizeof word);
+  return word;
+}
+
+/// The N - 1 bytes at `p` are those of `text`, compared 8 at a time (the
+/// last 8 overlapping the ones before), with the text's words folded into
+/// constants: g++ calls memcmp instead for some lengths.
+template <std::size_t N, std::size_t... Word>
+[[nodiscard]] FILEBUILDER_PLAIN_INLINE bool same_words(const char* p, const char (&text)[N],
+                                                       std::index_sequence<Word...>) noexcept {
+  constexpr std::size_t n = N - 1;
+  return (((load64(p + 8 * Word) ^ load64(text + 8 * Word)) | ...) |
+          (load64(p + n - 8) ^ load64(text + n - 8))) == 0;
+}
+
 /// Consumes the bytes of `literal` (known at compile time: a few loads and
 /// compares) when they come next, exactly: no spaces skipped.
 template <std::size_t N>
 [[nodiscard]] FILEBUILDER_PLAIN_INLINE bool literal(Cursor& c, const char (&text)[N]) noexcept {
-  if (static_cast<std::size_t>(c.end - c.p) < N - 1 || std::memcmp(c.p, text, N - 1) != 0)
-    return false;
-  c.p += N - 1;
+  constexpr std::size_t n = N - 1;
+  if (static_cast<std::size_t>(c.end - c.p) < n) return false;
+  if constexpr (n < 8) {
+    if (std::memcmp(c.p, text, n) != 0) return false;
+  } else {
+    if (!same_words(c.p, text, std::make_index_sequence<n / 8>{})) return false;
+  }
+  c.p += n;
   return true;
 }
 
@@ -225,9 +248,9 @@ template <std::size_t N>
 /// quote, backslash or control byte: a string that decodes is plain.)
 /// expected_length: a guess at the body's length, 0 for none
 /// (base64::decode_until).
-[[nodiscard]] inline bool base64_string(Cursor& c, char* out, std::string_view& body,
-                                        std::size_t& written, std::size_t max_length = SIZE_MAX,
-                                        std::size_t expected_length = 0) noexcept {
+[[nodiscard]] FILEBUILDER_PLAIN_INLINE bool base64_string(
+    Cursor& c, char* out, std::string_view& body, std::size_t& written,
+    std::size_t max_length = SIZE_MAX, std::size_t expected_length = 0) noexcept {
   if (!consume(c, '"')) return false;
   const std::size_t window = std::min(static_cast<std::size_t>(c.end - c.p),
                                       max_length == SIZE_MAX ? SIZE_MAX : max_length + 1);
@@ -245,6 +268,27 @@ template <std::size_t N>
 [[nodiscard]] FILEBUILDER_PLAIN_INLINE bool plain_uint64(Cursor& c, std::uint64_t& out) noexcept {
   skip_spaces(c);
   const char* p = c.p;
+  if (c.end - p >= 8) {
+    // Up to 7 digits, 8 bytes at a time: the digits become 0..9, and bit 7 of
+    // a byte is set when it is not a digit (a carry out of a byte comes only
+    // from one >= 0x8A, itself flagged, so the lowest flag is exact).
+    const std::uint64_t digits = load64(p) ^ 0x3030303030303030u;
+    const std::uint64_t flags = (digits | (digits + 0x7676767676767676u)) & 0x8080808080808080u;
+    const int length = flags != 0 ? __builtin_ctzll(flags) / 8 : 8;
+    if (length >= 1 && length < 8) {
+      if (*p == '0' && length > 1) return false;  // "01": not plain
+      const char next = p[length];
+      if (next == '.' || next == 'e' || next == 'E') return false;
+      // The digits as an 8-digit number with leading zeros, folded pairwise:
+      // 2 digits a byte, 4 a 16-bit lane, then all 8.
+      std::uint64_t v = digits << (8 * (8 - length));
+      v = (v * 10 + (v >> 8)) & 0x00FF00FF00FF00FFu;
+      v = (v * 100 + (v >> 16)) & 0x0000FFFF0000FFFFu;
+      out = (v * 10000 + (v >> 32)) & 0xFFFFFFFFu;
+      c.p = p + length;
+      return true;
+    }
+  }
   if (p == c.end || *p < '0' || *p > '9') return false;
   std::uint64_t value = 0;
   if (*p == '0') {
