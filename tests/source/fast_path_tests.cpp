@@ -502,6 +502,8 @@ TEST_CASE("fast path: a stage takes records as they are read, and their room is 
     for (std::size_t i = 0; i < 4; ++i) {
       CAPTURE(i);
       CHECK(decoded.spans[i].staged == (i != 2));
+      // The stage's 0th, 1st and 2nd: record 3 is the third it took.
+      if (i != 2) CHECK(decoded.spans[i].staged_index == (i == 3 ? 2 : i));
       CHECK(decoded.spans[i].ok);
       // Each record decoded where the last one taken was: 0, 0, 0, after record 2.
       CHECK(decoded.spans[i].offset == (i == 3 ? chunks[2].size() : 0));

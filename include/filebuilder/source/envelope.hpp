@@ -36,6 +36,7 @@ struct DecodedRecords {
     bool ok = true;                  // false: the data is not base64
     std::size_t error_position = 0;  // then where it breaks
     bool staged = false;             // read_plain_event() handed the bytes on (size 0)
+    std::size_t staged_index = 0;    // then: the stage took as many records before it
   };
   std::string bytes;
   std::vector<Span> spans;  // one per record
@@ -255,7 +256,8 @@ struct KeepAllRecords {
 ///
 /// stage(bytes) is offered each record's decoded data as soon as it is read,
 /// while it is still in the cache; when it returns true it has taken what it
-/// needs: that span is marked staged, holds no bytes, and the next record's
+/// needs: that span is marked staged (staged_index counts the records taken
+/// before it in this event), holds no bytes, and the next record's
 /// data is decoded over them (so an event of small records is decoded within
 /// a few KB). Whatever it took belongs to a plain event only when the call
 /// returns kinesis or firehose.
@@ -275,6 +277,7 @@ template <typename Stage = KeepAllRecords>
     kind = kinesis ? PlainEvent::kinesis : PlainEvent::firehose;
     if (!plain::consume(value, '[')) return false;
     detail::KinesisLayout layout;
+    std::size_t staged_records = 0;
     const auto read_record = [&](plain::Cursor& item, EnvelopeRecord& record) {
       if (!kinesis) return detail::plain_firehose_record(item, record, decoded);
       const char* start = item.p;
@@ -288,11 +291,12 @@ template <typename Stage = KeepAllRecords>
       EnvelopeRecord& record = out.emplace_back();
       const std::size_t offset =
           decoded.spans.empty() ? 0 : decoded.spans.back().offset + decoded.spans.back().size;
-      decoded.spans.push_back({offset, 0, true, 0, false});
+      DecodedRecords::Span& span = decoded.spans.emplace_back();
+      span.offset = offset;
       if (!read_record(item, record)) return false;
-      DecodedRecords::Span& span = decoded.spans.back();
       if (stage(decoded.of(decoded.spans.size() - 1))) {
         span.staged = true;
+        span.staged_index = staged_records++;
         span.size = 0;
       }
       return true;

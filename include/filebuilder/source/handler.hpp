@@ -117,7 +117,6 @@ class EventHandler {
     // to be plain (the contract adds no record of a broken event).
     std::optional<DocumentKind> plain;
     staged_.clear();
-    next_staged_ = 0;
     if (format != InputFormat::ndjson && reassembler_.options().fast_path) {
       plain = plain_kind(read_plain_event(text, records_, decoded_,
                                           [this](std::string_view bytes) {
@@ -312,7 +311,8 @@ class EventHandler {
       return;
     }
     if (decoded_.spans[index].staged) {  // a chunk record: no KPL aggregate
-      reassembler_.add_staged(staged_, next_staged_++);
+      // The stage appended one entry for each record it took, in order.
+      reassembler_.add_staged(staged_, decoded_.spans[index].staged_index);
       add_user(index, 0, false, true);
       return;
     }
@@ -508,9 +508,8 @@ class EventHandler {
   std::vector<EnvelopeRecord> user_records_;  // records_[users_[k].record], for replies
   std::vector<RecordOutcome> merged_;         // Firehose: one outcome per record
   kpl::Deaggregator deaggregator_;
-  DecodedRecords decoded_;       // the data of every record of the event (reused)
-  StagedChunks staged_;          // the plain chunk records of the event (reused)
-  std::size_t next_staged_ = 0;  // staged_ entries are added in record order
+  DecodedRecords decoded_;  // the data of every record of the event (reused)
+  StagedChunks staged_;     // the plain chunk records of the event (reused)
   std::vector<LineId> chunk_ids_;
   std::vector<std::string> chunk_lines_;  // raw bare chunks, kept only for dead letters
   ChunkSummary summary_;
