@@ -111,7 +111,8 @@ struct PrefixResult {
 /// is the same whatever the guess; a right one saves the search for the
 /// terminator: the bulk kernel, which tests its characters in groups, would
 /// otherwise decode up to a group past it and then find the quartet where
-/// it stopped (for strings of a few KB, some 5% of the work).
+/// it stopped (for strings of a few KB, some 5% of the work). A wrong one
+/// costs about nothing (the search goes on from where it went wrong).
 [[nodiscard]] inline PrefixResult decode_until(std::string_view text, char terminator, char* out,
                                                std::size_t expected_length = 0) noexcept;
 
@@ -279,13 +280,26 @@ inline DecodeResult decode(std::string_view input, char* out) noexcept {
 
 inline PrefixResult decode_until(std::string_view text, char terminator, char* out,
                                  std::size_t expected_length) noexcept {
-  // The terminator is neither in the alphabet nor '=': when the guess is
-  // followed by it and decodes, no terminator comes earlier, so this is the
-  // first one and the answer below would be the same.
-  if (expected_length != 0 && expected_length < text.size() &&
-      text[expected_length] == terminator) {
+  // The search below starts at quartet `from`: those before it are decoded.
+  std::size_t from = 0;
+  if (expected_length != 0 && expected_length < text.size()) {
+    // The terminator is neither in the alphabet nor '=': when the guess
+    // decodes and is followed by it, no terminator comes earlier, so this is
+    // the first one and the search would give the same. The terminator is
+    // read after the decode: read before, it was a cache miss (the string's
+    // end a few KB ahead) that the decode's sequential reads would have
+    // hidden. A wrong guess costs nothing: the search goes on from where
+    // the decode got to.
     const DecodeResult exact = decode(std::string_view(text.data(), expected_length), out);
-    if (exact.error == ErrorCode::ok) return {ErrorCode::ok, expected_length, exact.written};
+    if (exact.error == ErrorCode::ok) {
+      if (text[expected_length] == terminator)
+        return {ErrorCode::ok, expected_length, exact.written};
+      // (A length that decodes is a positive multiple of 4.) Its last
+      // quartet again, as an inner one: it may hold padding.
+      from = expected_length / 4 - 1;
+    } else {
+      from = exact.position / 4;  // every quartet before the broken one is decoded
+    }
   }
   const PrefixResult bad{ErrorCode::bad_base64, 0, 0};
   // The bulk loop stops before the first quartet holding a character outside
@@ -293,8 +307,9 @@ inline PrefixResult decode_until(std::string_view text, char terminator, char* o
   const std::size_t quartets = text.size() / 4;
   // (The min tells the compiler what the kernels promise: done <= quartets.)
   const std::size_t done =
-      std::min(quartets, detail::dispatch::active.load(std::memory_order_acquire)
-                             ->decode_quartets(text.data(), quartets, out));
+      from + std::min(quartets - from, detail::dispatch::active.load(std::memory_order_acquire)
+                                           ->decode_quartets(text.data() + 4 * from,
+                                                             quartets - from, out + 3 * from));
   const std::size_t at = 4 * done;
   if (at < text.size() && text[at] == terminator) return {ErrorCode::ok, at, 3 * done};
   // "xx==" or "xxx=", then the terminator.

@@ -106,6 +106,11 @@ TEST_CASE("decode_until: a guess at the length never changes the answer") {
     CHECK(std::string_view(out, r.written) == "hello");
   }
   CHECK(base64::decode_until("aGVsbG9=\"", '"', out, 8).error == ErrorCode::bad_base64);
+  // A guess that decodes, ending in padding, where the string goes on.
+  for (const std::size_t guess : {0, 4, 8, 9}) {
+    CAPTURE(guess);
+    CHECK(base64::decode_until("aGk=aGk=\"", '"', out, guess).error == ErrorCode::bad_base64);
+  }
 
   std::mt19937_64 random(7);
   for (const base64::Kernel kernel : base64::available_kernels()) {
@@ -115,7 +120,8 @@ TEST_CASE("decode_until: a guess at the length never changes the answer") {
       std::string bytes(n, '\0');
       for (char& c : bytes) c = static_cast<char>(random());
       std::string text = base64::encode(bytes) + "\"" + base64::encode(bytes.substr(n / 2)) + "\"";
-      if (random() % 3 == 0) text[random() % text.size()] = "A=\"\\"[random() % 4];
+      const bool broken = random() % 3 == 0;
+      if (broken) text[random() % text.size()] = "A=\"\\"[random() % 4];
       std::string want_bytes;
       const base64::PrefixResult want = expected(text, '"', want_bytes);
       std::vector<std::size_t> guesses = {0, 1, text.size() - 1, text.size(), text.size() + 3};
@@ -126,6 +132,9 @@ TEST_CASE("decode_until: a guess at the length never changes the answer") {
           if (at >= 4) guesses.push_back(at - 4);
         }
       guesses.push_back(random() % (text.size() + 1));
+      // Broken strings: a guess at every quartet (before the break, at it, past it).
+      if (broken)
+        for (std::size_t at = 4; at < text.size(); at += 4) guesses.push_back(at);
       for (const std::size_t guess : guesses) {
         CAPTURE(guess);
         std::string got_bytes(base64::max_decoded_size(text.size()) + 1, '\0');
