@@ -592,6 +592,10 @@ TEST_CASE("fast path: the predicted Kinesis record layout, taken and missed") {
        "east-1\",\"eventSourceARN\""},
       {R"("us-east-1","eventSourceARN")", "\"us-\xff\",\"eventSourceARN\""},
       {R"(stream/s")", R"(stream/s\")"},
+      // the same, keeping each segment's length (so that no later token moves)
+      {R"("1.0","partitionKey")", R"("1\0","partitionKey")"},
+      {R"("aws:kinesis","eventVersion")", "\"aws:kin\x01sis\",\"eventVersion\""},
+      {R"("us-east-1","eventSourceARN")", R"("us-east\1","eventSourceARN")"},
       // data
       {R"("data":")", R"("data":"=)"},
       {R"("data":")", R"("data":5,"x":")"},
@@ -607,6 +611,27 @@ TEST_CASE("fast path: the predicted Kinesis record layout, taken and missed") {
     std::vector<std::string> all = items;
     for (std::string& item : all) item = replace_all(item, from, to);
     same_answer(aws_event(all));
+  }
+  // Arrival times that differ in every record, as in events Lambda sends: a
+  // record's middle is then read as the key, the number and the rest, which
+  // is compared with the last rest read. Each edit again, on one record, on
+  // top of that (the edits of the time itself find nothing to change).
+  for (const std::vector<std::string>& times :
+       {std::vector<std::string>{"1700000000.125", "1700000000.5", "17000000001234567890.25",
+                                 "1700000001"},
+        std::vector<std::string>{"0", "-0.0", "12345678.12345678E-12345678", "1e5"}}) {
+    std::vector<std::string> timed;
+    for (std::size_t i = 0; i < items.size(); ++i)
+      timed.push_back(replace_all(items[i], "1700000000.0}", times[i] + "}"));
+    CAPTURE(times[0]);
+    same_answer(aws_event(timed));
+    for (const auto& [from, to] : edits) {
+      for (const std::size_t which : {std::size_t{1}, std::size_t{2}}) {
+        std::vector<std::string> edited = timed;
+        edited[which] = replace_all(edited[which], from, to);
+        if (edited[which] != timed[which]) same_answer(aws_event(edited));
+      }
+    }
   }
   // Records of both layouts in turn, and spacing between the records.
   const std::vector<std::string> other = {kinesis_item("1", b64(chunks[0])), items[1],
@@ -758,6 +783,42 @@ TEST_CASE("fast path: plain_uint64 reads integers as JSON writes them, 8 bytes a
         CHECK(value == test.value);
         CHECK(static_cast<std::size_t>(cursor.p - text.data()) == test.length);
       }
+    }
+  }
+}
+
+TEST_CASE("fast path: skip_number takes exactly a JSON number, 8 digits at a time or not") {
+  namespace plain = detail::plain_json;
+  // The number, then what follows it; the length skipped, or 0 for none.
+  const std::pair<std::string_view, std::size_t> cases[] = {
+      {"0", 1},
+      {"-0", 2},
+      {"1700000000.0", 12},
+      {"1700000000.987", 14},
+      {"12345678", 8},
+      {"1234567890123456789012345", 25},
+      {"0.12345678901234567", 19},
+      {"1e5", 3},
+      {"12345678.12345678E-12345678", 27},
+      {"1E+9", 4},
+      {"-", 0},
+      {"-x", 0},
+      {"1.", 0},
+      {"1.e5", 0},
+      {"1e", 0},
+      {"1e+", 0},
+      {".5", 0},
+      {"x", 0},
+      {"", 0},
+  };
+  for (const auto& [number, length] : cases) {
+    for (const std::string_view after : {"", "}", ",\"x\":1}", "\xb0\xb9:;/"}) {
+      const std::string text = std::string(number) + std::string(after);
+      CAPTURE(text);
+      plain::Cursor cursor(text);
+      const bool skipped = plain::skip_number(cursor);
+      CHECK(skipped == (length != 0));
+      if (skipped) CHECK(static_cast<std::size_t>(cursor.p - text.data()) == length);
     }
   }
 }

@@ -167,10 +167,14 @@ inline bool plain_kinesis_record(plain::Cursor& c, EnvelopeRecord& record, Decod
 //   T  ,"eventName":"S","invokeIdentityArn":"S","awsRegion":"S","eventSourceARN":"S"}
 // Each of H, M and T is either the same bytes as in the record before (read
 // the same way, so plain and holding the same tokens) or read here, key by
-// key. A record in any other layout is read by plain_kinesis_record(). Both
-// give the same sequenceNumber and data.
+// key. Records of one event often differ in M's arrival timestamp alone: a
+// new M is read as the literal, the number, then R (the rest of M), itself
+// the same bytes as the R last read or read here. A record in any other
+// layout is read by plain_kinesis_record(). Both give the same
+// sequenceNumber and data.
 struct KinesisLayout {
-  std::string_view head, middle, tail;  // of the last record read this way, or empty
+  // Of the last record read this way (R: the last whose M was read), or empty.
+  std::string_view head, middle, middle_rest, tail;
 };
 
 inline bool predicted_head(plain::Cursor& c) noexcept {
@@ -179,9 +183,8 @@ inline bool predicted_head(plain::Cursor& c) noexcept {
          plain::skip_string_body(c) && plain::literal(c, R"(,"sequenceNumber":")");
 }
 
-inline bool predicted_middle(plain::Cursor& c) noexcept {
-  return plain::literal(c, R"(,"approximateArrivalTimestamp":)") && plain::skip_number(c) &&
-         plain::literal(c, R"(},"eventSource":")") && plain::skip_string_body(c) &&
+inline bool predicted_middle_rest(plain::Cursor& c) noexcept {
+  return plain::literal(c, R"(},"eventSource":")") && plain::skip_string_body(c) &&
          plain::literal(c, R"(,"eventVersion":")") && plain::skip_string_body(c) &&
          plain::literal(c, R"(,"eventID":")");
 }
@@ -205,6 +208,11 @@ template <typename Read>
   return true;
 }
 
+inline bool predicted_middle(plain::Cursor& c, KinesisLayout& layout) noexcept {
+  return plain::literal(c, R"(,"approximateArrivalTimestamp":)") && plain::skip_number(c) &&
+         predicted_segment(c, layout.middle_rest, predicted_middle_rest);
+}
+
 // A record in the predicted layout (see KinesisLayout), its data decoded at
 // the end of `out`; false (the cursor anywhere) for any other.
 inline bool predicted_kinesis_record(plain::Cursor& c, EnvelopeRecord& record, DecodedRecords& out,
@@ -214,8 +222,9 @@ inline bool predicted_kinesis_record(plain::Cursor& c, EnvelopeRecord& record, D
   std::string_view event_id;
   return predicted_segment(c, layout.head, predicted_head) && plain::string_body(c, record.id) &&
          plain::literal(c, R"(,"data":)") && plain_data(c, record, out) &&
-         predicted_segment(c, layout.middle, predicted_middle) && plain::string_body(c, event_id) &&
-         predicted_segment(c, layout.tail, predicted_tail);
+         predicted_segment(c, layout.middle,
+                           [&](plain::Cursor& m) { return predicted_middle(m, layout); }) &&
+         plain::string_body(c, event_id) && predicted_segment(c, layout.tail, predicted_tail);
 }
 
 // {"recordId": plain, "data": base64, ...}: each once.
