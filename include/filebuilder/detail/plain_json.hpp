@@ -263,12 +263,16 @@ template <std::size_t N>
   return true;
 }
 
-/// Bit 7 of byte i set: byte i of the 8 at `p` is not a digit. Digits become
-/// 0..9 (x ^ '0'); bit 7 is then set by x >= 0x80 or by x + 0x76 >= 0x80. A
-/// carry out of a byte comes only from one >= 0x8A, itself flagged, so the
-/// lowest flag is exact (the ones above it may not be).
-FILEBUILDER_PLAIN_INLINE std::uint64_t non_digit_flags(const char* p) noexcept {
-  const std::uint64_t digits = load64(p) ^ 0x3030303030303030u;
+/// The 8 bytes at `p` with digits as their values 0..9 (x ^ '0').
+FILEBUILDER_PLAIN_INLINE std::uint64_t digit_values(const char* p) noexcept {
+  return load64(p) ^ 0x3030303030303030u;
+}
+
+/// Bit 7 of byte i set: byte i of digit_values() was not a digit, set by
+/// x >= 0x80 or by x + 0x76 >= 0x80. A carry out of a byte comes only from
+/// one >= 0x8A, itself flagged, so the lowest flag is exact (the ones above
+/// it may not be).
+FILEBUILDER_PLAIN_INLINE std::uint64_t non_digit_flags(std::uint64_t digits) noexcept {
   return (digits | (digits + 0x7676767676767676u)) & 0x8080808080808080u;
 }
 
@@ -279,8 +283,8 @@ FILEBUILDER_PLAIN_INLINE std::uint64_t non_digit_flags(const char* p) noexcept {
   const char* p = c.p;
   if (c.end - p >= 8) {
     // Up to 7 digits from one load, as values 0..9 a byte.
-    const std::uint64_t digits = load64(p) ^ 0x3030303030303030u;
-    const std::uint64_t flags = non_digit_flags(p);
+    const std::uint64_t digits = digit_values(p);
+    const std::uint64_t flags = non_digit_flags(digits);
     const int length = flags != 0 ? __builtin_ctzll(flags) / 8 : 8;
     if (length >= 1 && length < 8) {
       if (*p == '0' && length > 1) return false;  // "01": not plain
@@ -325,7 +329,7 @@ FILEBUILDER_PLAIN_INLINE std::uint64_t non_digit_flags(const char* p) noexcept {
     const char* start = p;
     // 8 at a time (an arrival timestamp has 10 before its point), then one by one.
     for (; c.end - p >= 8; p += 8) {
-      const std::uint64_t flags = non_digit_flags(p);
+      const std::uint64_t flags = non_digit_flags(digit_values(p));
       if (flags != 0) return (p += __builtin_ctzll(flags) / 8) != start;
     }
     while (p != c.end && *p >= '0' && *p <= '9') ++p;
