@@ -9,9 +9,7 @@
 // and thousands of random mutations.
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <random>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -22,6 +20,7 @@
 #include "filebuilder/store/memory.hpp"
 #include "support/chunks.hpp"
 #include "support/fake_uploader.hpp"
+#include "support/fast_path_pipeline.hpp"
 
 using namespace filebuilder;
 using filebuilder::test::FakeUploader;
@@ -30,65 +29,7 @@ namespace {
 
 const std::string endpoint = "https://bucket.example.com/f.bin?X-Amz-Signature=secret";
 
-// Captures what a logger writes, without the timestamps (they differ).
-struct LogCapture {
-  char* buffer = nullptr;
-  std::size_t size = 0;
-  std::FILE* file = open_memstream(&buffer, &size);
-  LogCapture() = default;
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-  ~LogCapture() {
-    std::fclose(file);
-    std::free(buffer);
-  }
-  std::string text() {
-    std::fflush(file);
-    static const std::regex ts(R"("ts":"[^"]*")");
-    return std::regex_replace(std::string(buffer, size), ts, "\"ts\":\"\"");
-  }
-};
-
-using TestReassembler = Reassembler<MemoryStore, FakeUploader>;
-
-struct Pipeline {
-  explicit Pipeline(bool fast_path) : reassembler(store, uploader, options(fast_path)) {}
-
-  static ReassemblerOptions options(bool fast_path) {
-    ReassemblerOptions o;
-    o.fast_path = fast_path;
-    o.limits.max_part_bytes = 4096;
-    o.limits.max_partitions = 1000;
-    REQUIRE(o.policy.allow_hosts("bucket.example.com,other.example.com") == ErrorCode::ok);
-    return o;
-  }
-
-  MemoryStore store;
-  FakeUploader uploader;
-  TestReassembler reassembler;
-  LogCapture log;
-  Logger logger{LogLevel::debug, log.file};
-  source::EventHandler<TestReassembler> handler{reassembler, logger};
-
-  // Everything this pipeline has produced for one document.
-  std::string run(const std::string& document, source::InputFormat format) {
-    std::string padded = document;
-    padded.resize(document.size() + simdjson::SIMDJSON_PADDING, '\0');
-    std::string reply;
-    const source::DocumentKind kind =
-        handler.handle(simdjson::padded_string_view(padded.data(), document.size(), padded.size()),
-                       format, source::LineId{"", 1}, reply);
-    handler.flush_chunks();
-    std::string out = "kind " + std::to_string(static_cast<int>(kind)) + "\nreply " + reply +
-                      "\nsummary " + handler.chunk_summary().json() + "\nlog\n" + log.text() +
-                      "uploads\n";
-    for (const FakeUploader::Call& call : uploader.calls) out += call.url + " " + call.body + "\n";
-    out += "store " + std::to_string(store.open_files()) + " files, " +
-           std::to_string(store.bytes_held()) + " bytes, " + std::to_string(store.done_marks()) +
-           " done\n";
-    return out;
-  }
-};
+using Pipeline = test::FastPathPipeline;
 
 /// Runs the document through both pipelines (fresh ones) and compares.
 void same_answer(const std::string& document,
