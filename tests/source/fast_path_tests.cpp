@@ -29,19 +29,11 @@ namespace {
 
 const std::string endpoint = "https://bucket.example.com/f.bin?X-Amz-Signature=secret";
 
-using Pipeline = test::FastPathPipeline;
-
 /// Runs the document through both pipelines (fresh ones) and compares.
 void same_answer(const std::string& document,
                  source::InputFormat format = source::InputFormat::detect) {
-  Pipeline fast(true);
-  Pipeline strict(false);
-  const std::string expected = strict.run(document, format);
-  const std::string got = fast.run(document, format);
-  if (got != expected) {
-    INFO("document: " << document);
-    CHECK(got == expected);
-  }
+  const std::string difference = test::fast_path_difference({document}, format);
+  CHECK_MESSAGE(difference.empty(), difference);
 }
 
 std::string b64(std::string_view bytes) {
@@ -73,13 +65,10 @@ std::string kinesis_event(const std::vector<std::string>& chunks) {
 }
 
 std::string firehose_event(const std::vector<std::string>& chunks) {
-  std::string event = R"({"invocationId":"inv","deliveryStreamArn":"arn:x","records":[)";
-  for (std::size_t i = 0; i < chunks.size(); ++i) {
-    if (i) event += ',';
-    event += R"({"recordId":"r)" + std::to_string(i) +
-             R"(","approximateArrivalTimestamp":1700000000000,"data":")" + b64(chunks[i]) + "\"}";
-  }
-  return event + "]}";
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i < chunks.size(); ++i)
+    items.push_back(test::firehose_record("r" + std::to_string(i), b64(chunks[i])));
+  return test::firehose_event(items);
 }
 
 // A small file in three chunks, one of them twice.
@@ -376,50 +365,22 @@ TEST_CASE("fast path: taken for plain documents, refused for the rest") {
 
 namespace {
 
-// A record as the Lambda service writes it: the predicted layout.
-std::string aws_item(const std::string& sequence, const std::string& data,
-                     const std::string& partition_key = "96f6d314668c23de",
-                     const std::string& timestamp = "1700000000.0") {
-  return R"({"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":")" + partition_key +
-         R"(","sequenceNumber":")" + sequence + R"(","data":")" + data +
-         R"(","approximateArrivalTimestamp":)" + timestamp +
-         R"(},"eventSource":"aws:kinesis","eventVersion":"1.0","eventID":"shardId-000000000000:)" +
-         sequence +
-         R"(","eventName":"aws:kinesis:record","invokeIdentityArn":"arn:aws:iam::1:role/r",)"
-         R"("awsRegion":"us-east-1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s"})";
-}
+using test::lambda_record;
 
-std::string aws_event(const std::vector<std::string>& items) {
-  std::string event = R"({"Records":[)";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i) event += ',';
-    event += items[i];
-  }
-  return event + "]}";
-}
-
-std::vector<std::string> aws_items(const std::vector<std::string>& chunks) {
+std::vector<std::string> lambda_items(const std::vector<std::string>& chunks) {
   std::vector<std::string> items;
   for (std::size_t i = 0; i < chunks.size(); ++i)
-    items.push_back(
-        aws_item("495900000000000000000000000000000000000000000000000000" + std::to_string(10 + i),
-                 b64(chunks[i])));
+    items.push_back(lambda_record(
+        "495900000000000000000000000000000000000000000000000000" + std::to_string(10 + i),
+        b64(chunks[i])));
   return items;
 }
 
 // Runs the documents in order through one fast and one strict pipeline
 // (so that what a record leaves behind, the endpoint hint, is used).
 void same_answers(const std::vector<std::string>& documents) {
-  Pipeline fast(true);
-  Pipeline strict(false);
-  for (const std::string& document : documents) {
-    const std::string expected = strict.run(document, source::InputFormat::detect);
-    const std::string got = fast.run(document, source::InputFormat::detect);
-    if (got != expected) {
-      INFO("document: " << document);
-      CHECK(got == expected);
-    }
-  }
+  const std::string difference = test::fast_path_difference(documents);
+  CHECK_MESSAGE(difference.empty(), difference);
 }
 
 }  // namespace
@@ -464,8 +425,8 @@ TEST_CASE("fast path: a stage takes records as they are read, and their room is 
 TEST_CASE("fast path: the predicted Kinesis record layout, taken and missed") {
   const std::vector<std::string> chunks = {chunk_record(0, 3, "AAAA"), chunk_record(1, 3, "BBBB"),
                                            chunk_record(1, 3, "BBBB"), chunk_record(2, 3, "CC")};
-  const std::vector<std::string> items = aws_items(chunks);
-  const std::string good = aws_event(items);
+  const std::vector<std::string> items = lambda_items(chunks);
+  const std::string good = test::lambda_event(items);
   same_answer(good);
   {
     std::vector<source::EnvelopeRecord> records;
@@ -546,12 +507,12 @@ TEST_CASE("fast path: the predicted Kinesis record layout, taken and missed") {
       std::vector<std::string> edited = items;
       edited[which] = replace_all(edited[which], from, to);
       REQUIRE(edited[which] != items[which]);
-      same_answer(aws_event(edited));
+      same_answer(test::lambda_event(edited));
     }
     // Every record edited alike (a layout of its own, seen again and again).
     std::vector<std::string> all = items;
     for (std::string& item : all) item = replace_all(item, from, to);
-    same_answer(aws_event(all));
+    same_answer(test::lambda_event(all));
   }
   // Arrival times that differ in every record, as in events Lambda sends: a
   // record's middle is then read as the key, the number and the rest, which
@@ -565,33 +526,34 @@ TEST_CASE("fast path: the predicted Kinesis record layout, taken and missed") {
     for (std::size_t i = 0; i < items.size(); ++i)
       timed.push_back(replace_all(items[i], "1700000000.0}", times[i] + "}"));
     CAPTURE(times[0]);
-    same_answer(aws_event(timed));
+    same_answer(test::lambda_event(timed));
     for (const auto& [from, to] : edits) {
       for (const std::size_t which : {std::size_t{1}, std::size_t{2}}) {
         std::vector<std::string> edited = timed;
         edited[which] = replace_all(edited[which], from, to);
-        if (edited[which] != timed[which]) same_answer(aws_event(edited));
+        if (edited[which] != timed[which]) same_answer(test::lambda_event(edited));
       }
     }
   }
   // Records of both layouts in turn, and spacing between the records.
   const std::vector<std::string> other = {kinesis_item("1", b64(chunks[0])), items[1],
                                           kinesis_item("3", b64(chunks[2])), items[3]};
-  same_answer(aws_event(other));
+  same_answer(test::lambda_event(other));
   same_answer(replace_all(good, "},{", "}, {"));
   same_answer(replace_all(good, "},{", "}\n,{"));
   same_answer(R"({ "Records" : [ )" + items[0] + " , " + items[1] + " ] }");
   // Values other records reuse: the same partition key for one file,
   // another for the next, arrival times that differ.
-  same_answer(aws_event({aws_item("1", b64(chunks[0]), "a"), aws_item("2", b64(chunks[1]), "bb"),
-                         aws_item("3", b64(chunks[2]), "a", "1700000000.5"),
-                         aws_item("4", b64(chunks[3]), "a", "1700000001")}));
+  same_answer(test::lambda_event({lambda_record("1", b64(chunks[0]), "a"),
+                                  lambda_record("2", b64(chunks[1]), "bb"),
+                                  lambda_record("3", b64(chunks[2]), "a", "1700000000.5"),
+                                  lambda_record("4", b64(chunks[3]), "a", "1700000001")}));
 }
 
 TEST_CASE("fast path: every prefix of an event in the predicted layout") {
   const std::vector<std::string> items =
-      aws_items({chunk_record(0, 2, "ab"), chunk_record(1, 2, "c")});
-  const std::string event = aws_event(items);
+      lambda_items({chunk_record(0, 2, "ab"), chunk_record(1, 2, "c")});
+  const std::string event = test::lambda_event(items);
   for (std::size_t n = 0; n <= event.size(); ++n) same_answer(event.substr(0, n));
   // A broken second record after a first one in the layout.
   for (std::size_t n = 0; n <= items[1].size(); ++n)
@@ -631,7 +593,7 @@ TEST_CASE("fast path: the predicted chunk layout and the endpoint hint") {
   for (const std::string& variant : variants) {
     same_answer(variant);
     same_answer(kinesis_event({variant}));
-    same_answer(aws_event(aws_items({good, variant, good})));
+    same_answer(test::lambda_event(lambda_items({good, variant, good})));
   }
   // Endpoints beside the last one: the same, one byte longer or shorter or
   // other, escaped (so not plain, or plain once unescaped), and a quote or
@@ -668,10 +630,11 @@ TEST_CASE("fast path: the predicted chunk layout and the endpoint hint") {
   records.push_back(chunk_record(0, 2, "ab", endpoint));
   std::vector<std::string> documents;
   for (const std::string& record : records) documents.push_back(record);
-  documents.push_back(aws_event(aws_items(records)));
+  documents.push_back(test::lambda_event(lambda_items(records)));
   documents.push_back(kinesis_event(records));
   same_answers(documents);
-  for (const std::string& record : records) same_answers({aws_event(aws_items(records)), record});
+  for (const std::string& record : records)
+    same_answers({test::lambda_event(lambda_items(records)), record});
 }
 
 TEST_CASE("fast path: plain_uint64 reads integers as JSON writes them, 8 bytes at a time or not") {

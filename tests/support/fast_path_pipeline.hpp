@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "filebuilder/log.hpp"
 #include "filebuilder/reassembler.hpp"
@@ -21,7 +22,8 @@
 
 namespace filebuilder::test {
 
-/// What a logger writes, each timestamp emptied ("ts":"") since they differ.
+/// What a logger writes, each line's timestamp emptied ({"ts":"", ...}) since
+/// they differ.
 struct LogCapture {
   char* buffer = nullptr;
   std::size_t size = 0;
@@ -35,16 +37,22 @@ struct LogCapture {
   }
   std::string text() {
     std::fflush(file);
-    constexpr std::string_view key = R"("ts":")";
+    // Every line starts {"ts":"<time>", and a time holds no quote.
+    constexpr std::string_view head = R"({"ts":")";
     const std::string_view log(buffer, size);
     std::string out;
-    std::size_t from = 0;
-    for (std::size_t at = log.find(key); at != std::string_view::npos; at = log.find(key, from)) {
-      out.append(log, from, at + key.size() - from);
-      from = log.find('"', at + key.size());
-      if (from == std::string_view::npos) from = log.size();
+    for (std::size_t line = 0; line < log.size();) {
+      std::size_t end = log.find('\n', line);
+      end = end == std::string_view::npos ? log.size() : end + 1;
+      std::size_t from = line;
+      if (log.substr(line, head.size()) == head) {
+        out.append(head);
+        from = log.find('"', line + head.size());
+        if (from == std::string_view::npos || from > end) from = end;
+      }
+      out.append(log.substr(from, end - from));
+      line = end;
     }
-    out.append(log, from);
     return out;
   }
 };
@@ -62,7 +70,10 @@ struct FastPathPipeline {
     o.fast_path = fast_path;
     o.limits.max_part_bytes = 4096;
     o.limits.max_partitions = 1000;
-    if (o.policy.allow_hosts(fast_path_hosts) != ErrorCode::ok) std::abort();
+    if (o.policy.allow_hosts(fast_path_hosts) != ErrorCode::ok) {
+      std::fprintf(stderr, "FastPathPipeline: allow_hosts refused %s\n", fast_path_hosts);
+      std::abort();
+    }
     return o;
   }
 
@@ -93,5 +104,23 @@ struct FastPathPipeline {
     return out;
   }
 };
+
+/// Runs the documents in order through one fast-path and one strict pipeline,
+/// both fresh (so that what a document leaves behind, the endpoint hint, is
+/// used by the next). Returns "" when both have produced the same bytes after
+/// every document, else the first document after which they differ and what
+/// each has produced.
+inline std::string fast_path_difference(const std::vector<std::string>& documents,
+                                        source::InputFormat format = source::InputFormat::detect) {
+  FastPathPipeline fast(true);
+  FastPathPipeline strict(false);
+  for (const std::string& document : documents) {
+    const std::string expected = strict.run(document, format);
+    const std::string got = fast.run(document, format);
+    if (got != expected)
+      return "document:\n" + document + "\n\nfast path:\n" + got + "\nsimdjson only:\n" + expected;
+  }
+  return {};
+}
 
 }  // namespace filebuilder::test
