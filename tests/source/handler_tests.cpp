@@ -13,6 +13,7 @@
 #include "filebuilder/store/memory.hpp"
 #include "support/chunks.hpp"
 #include "support/fake_uploader.hpp"
+#include "support/log_capture.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace filebuilder;
@@ -46,20 +47,7 @@ std::string b64(std::string_view bytes) {
   return base64::encode(bytes);
 }
 
-// Captures the log lines the handler writes.
-struct LogCapture {
-  char* buffer = nullptr;
-  std::size_t size = 0;
-  std::FILE* file = open_memstream(&buffer, &size);
-  ~LogCapture() {
-    std::fclose(file);
-    std::free(buffer);
-  }
-  std::string text() {
-    std::fflush(file);
-    return std::string(buffer, size);
-  }
-};
+using test::LogCapture;
 
 struct Harness {
   MemoryStore store;

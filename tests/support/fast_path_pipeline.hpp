@@ -19,43 +19,9 @@
 #include "filebuilder/source/handler.hpp"
 #include "filebuilder/store/memory.hpp"
 #include "support/fake_uploader.hpp"
+#include "support/log_capture.hpp"
 
 namespace filebuilder::test {
-
-/// What a logger writes, each line's timestamp emptied ({"ts":"", ...}) since
-/// they differ.
-struct LogCapture {
-  char* buffer = nullptr;
-  std::size_t size = 0;
-  std::FILE* file = open_memstream(&buffer, &size);
-  LogCapture() = default;
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-  ~LogCapture() {
-    std::fclose(file);
-    std::free(buffer);
-  }
-  std::string text() {
-    std::fflush(file);
-    // Every line starts {"ts":"<time>", and a time holds no quote.
-    constexpr std::string_view head = R"({"ts":")";
-    const std::string_view log(buffer, size);
-    std::string out;
-    for (std::size_t line = 0; line < log.size();) {
-      std::size_t end = log.find('\n', line);
-      end = end == std::string_view::npos ? log.size() : end + 1;
-      std::size_t from = line;
-      if (log.substr(line, head.size()) == head) {
-        out.append(head);
-        from = log.find('"', line + head.size());
-        if (from == std::string_view::npos || from > end) from = end;
-      }
-      out.append(log.substr(from, end - from));
-      line = end;
-    }
-    return out;
-  }
-};
 
 /// The endpoint hosts the pipeline allows (any other is refused).
 inline constexpr const char* fast_path_hosts = "bucket.example.com,other.example.com";
@@ -95,8 +61,8 @@ struct FastPathPipeline {
                        format, source::LineId{"", 1}, reply);
     handler.flush_chunks();
     std::string out = "kind " + std::to_string(static_cast<int>(kind)) + "\nreply " + reply +
-                      "\nsummary " + handler.chunk_summary().json() + "\nlog\n" + log.text() +
-                      "uploads\n";
+                      "\nsummary " + handler.chunk_summary().json() + "\nlog\n" +
+                      log.without_timestamps() + "uploads\n";
     for (const FakeUploader::Call& call : uploader.calls) out += call.url + " " + call.body + "\n";
     out += "store " + std::to_string(store.open_files()) + " files, " +
            std::to_string(store.bytes_held()) + " bytes, " + std::to_string(store.done_marks()) +
