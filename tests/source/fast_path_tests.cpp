@@ -691,7 +691,7 @@ TEST_CASE("fast path: plain_uint64 reads integers as JSON writes them, 8 bytes a
   }
 }
 
-TEST_CASE("fast path: skip_number takes exactly a JSON number, 8 digits at a time or not") {
+TEST_CASE("fast path: skip_number takes exactly a JSON number, 16 or 8 digits at a time or not") {
   namespace plain = detail::plain_json;
   // The number, then what follows it; the length skipped, or 0 for none.
   const std::pair<std::string_view, std::size_t> cases[] = {
@@ -705,6 +705,19 @@ TEST_CASE("fast path: skip_number takes exactly a JSON number, 8 digits at a tim
       {"1e5", 3},
       {"12345678.12345678E-12345678", 27},
       {"1E+9", 4},
+      {"0123", 1},  // "0", then what is not a number's
+      {"1.5e3", 5},
+      {"-17.25", 6},
+      {"12345678901234", 14},
+      {"123456789012345", 15},
+      {"1234567890123456", 16},
+      {"1234567890123.4", 15},
+      {"12345678901234.5", 16},
+      {"1234567890123.45", 16},
+      {"1.234567890123456", 17},
+      {"1.5E+3", 6},
+      {"17e", 0},
+      {"17.}", 0},
       {"-", 0},
       {"-x", 0},
       {"1.", 0},
@@ -716,7 +729,10 @@ TEST_CASE("fast path: skip_number takes exactly a JSON number, 8 digits at a tim
       {"", 0},
   };
   for (const auto& [number, length] : cases) {
-    for (const std::string_view after : {"", "}", ",\"x\":1}", "\xb0\xb9:;/"}) {
+    // Short and long rests, so that 16 bytes follow the number's start or not
+    // (none of them could continue a number).
+    for (const std::string_view after : {"", "}", ",\"x\":1}", "\xb0\xb9:;/",
+                                         "},\"eventSource\":\"aws:kinesis\"", "}}}}}}}}}}}}}}}}"}) {
       const std::string text = std::string(number) + std::string(after);
       CAPTURE(text);
       plain::Cursor cursor(text);
