@@ -107,8 +107,6 @@ template <typename F>
 concept UserRecordSink = std::invocable<F&, const UserRecord&>;
 
 /// The error of a user record whose key index is out of range.
-// TODO(lead): ErrorCode::kpl_bad_index once error.hpp has it; until then
-// bad_record_data, with message() naming the index.
 inline constexpr ErrorCode bad_index_error = ErrorCode::kpl_bad_index;
 
 /// Splits Kinesis records into user records. Reusable: it keeps the key
